@@ -1,0 +1,146 @@
+//! Apply: the only code that writes a repair. Backup first, then the plan's writes in order with
+//! a flush after each, then verification against the device.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::blockdev::BlockDevice;
+use crate::plan::{sha256_hex, Plan};
+use crate::probe::{self, Probe};
+use crate::record_store::{self, BankLocation, StoredRecord};
+use crate::undo_record::{Manifest, Record, FORMAT};
+use crate::Refusal;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Applied {
+    /// "bootbank slot 5: RSQ00001.TAR" — where undo finds the record on the disk.
+    pub backup_on_disk: Option<String>,
+    pub backup_file: Option<PathBuf>,
+    pub verified: bool,
+}
+
+/// The bootbank partitions of a probed ESXi disk, where records are kept (active bank first).
+pub fn bank_locations(probe: &Probe) -> Vec<BankLocation> {
+    let Some(esxi) = &probe.report.esxi else {
+        return Vec::new();
+    };
+    let mut banks: Vec<&crate::probe::Bank> =
+        esxi.banks.iter().filter(|b| b.volume_uuid.is_some()).collect();
+    banks.sort_by_key(|b| !b.active);
+    banks
+        .iter()
+        .map(|b| BankLocation {
+            slot: b.current_slot,
+            first_lba: b.first_lba,
+            sectors: b.last_lba - b.first_lba + 1,
+        })
+        .collect()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn disk_guid(probe: &Probe) -> String {
+    probe
+        .gpt
+        .as_ref()
+        .and_then(|g| g.source())
+        .map(|c| c.header.disk_guid().to_string())
+        .unwrap_or_default()
+}
+
+pub fn apply(
+    dev: &BlockDevice,
+    probe: &Probe,
+    plan: &Plan,
+    backup_dir: Option<&Path>,
+) -> anyhow::Result<Applied> {
+    if probe.report.esxi.is_none() {
+        bail!(Refusal(format!(
+            "{}: not an ESXi disk; nothing written",
+            dev.path().display()
+        )));
+    }
+    let base = Manifest {
+        format: FORMAT.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix: unix_now(),
+        disk_path: dev.path().display().to_string(),
+        disk_size_bytes: dev.size(),
+        sector_size: dev.sector_size(),
+        disk_guid: disk_guid(probe),
+        changes: plan.changes.clone(),
+        writes: Vec::new(),
+    };
+    let mut record = Record::from_writes(base, &plan.writes);
+
+    // 1. Backups: beside the user's choice first (it never touches the disk), then on the disk.
+    let backup_file = match backup_dir {
+        Some(dir) => Some(write_backup_file(dir, &record)?),
+        None => None,
+    };
+    let stored: Option<StoredRecord> = match record_store::save(dev, &bank_locations(probe), &mut record) {
+        Ok(s) => Some(s),
+        Err(e) if backup_file.is_some() => {
+            log::warn!("{e:#}; the only backup is the --backup-dir copy");
+            None
+        }
+        Err(e) => bail!(Refusal(format!(
+            "{e:#}; give --backup-dir DIR to keep the backup elsewhere. Nothing written"
+        ))),
+    };
+
+    // 2. The writes, in plan order (backup copy first, primary header last).
+    for w in &plan.writes {
+        dev.write_at(w.offset, &w.after)
+            .with_context(|| format!("writing the {}", w.target.label()))?;
+        dev.flush()?;
+    }
+
+    // 3. Verify from the device: the bytes, then a fresh probe that must find nothing left.
+    for w in &plan.writes {
+        let now = dev.read_vec(w.offset, w.after.len())?;
+        if sha256_hex(&now) != w.sha256_after {
+            bail!(
+                "verification failed: the {} at LBA {} does not read back as written",
+                w.target.label(),
+                w.lba
+            );
+        }
+    }
+    let after = probe::probe(dev)?;
+    if !after.report.problems.is_empty() || after.report.esxi.is_none() {
+        let left: Vec<String> = after.report.problems.iter().map(|p| p.describe()).collect();
+        bail!("verification failed: after the repair the disk still shows: {}", left.join("; "));
+    }
+    Ok(Applied {
+        backup_on_disk: stored.map(|s| format!("bootbank slot {}: {}", s.bank.slot, s.name)),
+        backup_file,
+        verified: true,
+    })
+}
+
+fn write_backup_file(dir: &Path, record: &Record) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let guid = if record.manifest.disk_guid.is_empty() {
+        "disk".to_string()
+    } else {
+        record.manifest.disk_guid.to_lowercase()
+    };
+    let path = dir.join(format!(
+        "esxi-rescue-{guid}-{}.tar",
+        record.manifest.created_unix
+    ));
+    let (bytes, _) = record.to_tar()?;
+    let tmp = path.with_extension("tar.part");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}

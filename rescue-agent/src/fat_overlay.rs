@@ -1,0 +1,280 @@
+//! FAT edits staged in memory, then committed to the disk in a crash-safe order.
+//!
+//! fatfs runs against an `Overlay`: reads fall through to the partition, writes land in a sector
+//! map. The map is then the exact set of sectors the edit changes, with their old contents on the
+//! disk, so the edit can be backed up first and written data → FAT → directory: a cut before the
+//! last step leaves at most lost clusters, never a directory entry pointing at unwritten data.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use anyhow::{bail, Context};
+
+use crate::blockdev::BlockDevice;
+
+/// The regions of a FAT12/16 volume, in bytes from the partition start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FatGeometry {
+    pub bytes_per_sector: u64,
+    pub cluster_bytes: u64,
+    pub fat_start: u64,
+    pub fat_bytes: u64,
+    pub fats: u64,
+    pub root_start: u64,
+    pub data_start: u64,
+    pub total_bytes: u64,
+}
+
+impl FatGeometry {
+    pub fn parse(boot_sector: &[u8]) -> anyhow::Result<FatGeometry> {
+        let u16_at = |o: usize| u64::from(u16::from_le_bytes([boot_sector[o], boot_sector[o + 1]]));
+        let bps = u16_at(11);
+        let spc = u64::from(boot_sector[13]);
+        let reserved = u16_at(14);
+        let fats = u64::from(boot_sector[16]);
+        let root_entries = u16_at(17);
+        let total16 = u16_at(19);
+        let fat16_size = u16_at(22);
+        let total32 = u64::from(u32::from_le_bytes(boot_sector[32..36].try_into()?));
+        if !matches!(bps, 512 | 1024 | 2048 | 4096)
+            || !spc.is_power_of_two()
+            || reserved == 0
+            || fats == 0
+            || fats > 2
+            || fat16_size == 0
+            || root_entries == 0
+        {
+            bail!("not a FAT12/16 boot sector");
+        }
+        let total = if total16 != 0 { total16 } else { total32 };
+        let fat_start = reserved * bps;
+        let fat_bytes = fat16_size * bps;
+        let root_start = fat_start + fats * fat_bytes;
+        let data_start = root_start + (root_entries * 32).div_ceil(bps) * bps;
+        Ok(FatGeometry {
+            bytes_per_sector: bps,
+            cluster_bytes: spc * bps,
+            fat_start,
+            fat_bytes,
+            fats,
+            root_start,
+            data_start,
+            total_bytes: total * bps,
+        })
+    }
+
+    pub fn read(dev: &BlockDevice, part_offset: u64) -> anyhow::Result<FatGeometry> {
+        Self::parse(&dev.read_vec(part_offset, 512)?)
+    }
+}
+
+/// Copy-on-write view of a partition for fatfs.
+pub struct Overlay<'a> {
+    dev: &'a BlockDevice,
+    start: u64,
+    len: u64,
+    pos: u64,
+    block: u64,
+    changed: BTreeMap<u64, Vec<u8>>,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(dev: &'a BlockDevice, start: u64, len: u64) -> Overlay<'a> {
+        Overlay {
+            dev,
+            start,
+            len,
+            pos: 0,
+            block: u64::from(dev.sector_size()),
+            changed: BTreeMap::new(),
+        }
+    }
+
+    fn load(&self, index: u64) -> io::Result<Vec<u8>> {
+        if let Some(b) = self.changed.get(&index) {
+            return Ok(b.clone());
+        }
+        self.dev
+            .read_vec(self.start + index * self.block, self.block as usize)
+            .map_err(io::Error::other)
+    }
+
+    /// Sectors whose staged contents differ from the disk: (offset in partition, new bytes).
+    pub fn into_changes(self) -> anyhow::Result<Vec<StagedSector>> {
+        let mut out = Vec::new();
+        for (index, after) in self.changed {
+            let offset = index * self.block;
+            let before = self
+                .dev
+                .read_vec(self.start + offset, self.block as usize)?;
+            if before != after {
+                out.push(StagedSector {
+                    offset,
+                    before,
+                    after,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StagedSector {
+    /// Byte offset within the partition.
+    pub offset: u64,
+    pub before: Vec<u8>,
+    pub after: Vec<u8>,
+}
+
+impl Read for Overlay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        let mut done = 0;
+        while done < n {
+            let at = self.pos + done as u64;
+            let (index, within) = (at / self.block, (at % self.block) as usize);
+            let take = (self.block as usize - within).min(n - done);
+            if let Some(b) = self.changed.get(&index) {
+                buf[done..done + take].copy_from_slice(&b[within..within + take]);
+            } else {
+                self.dev
+                    .read_at(self.start + at, &mut buf[done..done + take])
+                    .map_err(io::Error::other)?;
+            }
+            done += take;
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Overlay<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        if n == 0 && !buf.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "end of partition"));
+        }
+        let mut done = 0;
+        while done < n {
+            let at = self.pos + done as u64;
+            let (index, within) = (at / self.block, (at % self.block) as usize);
+            let take = (self.block as usize - within).min(n - done);
+            let mut sector = self.load(index)?;
+            sector[within..within + take].copy_from_slice(&buf[done..done + take]);
+            self.changed.insert(index, sector);
+            done += take;
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Overlay<'_> {
+    fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
+        let target = match from {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match target {
+            Some(p) if p <= self.len => {
+                self.pos = p;
+                Ok(p)
+            }
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek outside the partition")),
+        }
+    }
+}
+
+/// Write staged sectors of the partition at `part_offset`: data clusters first, then the FATs,
+/// then the root directory and boot sector, flushing between the steps.
+pub fn commit(
+    dev: &BlockDevice,
+    part_offset: u64,
+    geometry: &FatGeometry,
+    changes: &[StagedSector],
+) -> anyhow::Result<()> {
+    let is_data = |s: &StagedSector| s.offset >= geometry.data_start;
+    let is_fat = |s: &StagedSector| {
+        s.offset >= geometry.fat_start && s.offset < geometry.root_start
+    };
+    let steps: [&dyn Fn(&StagedSector) -> bool; 3] =
+        [&is_data, &is_fat, &|s| !is_data(s) && !is_fat(s)];
+    for step in steps {
+        let mut wrote = false;
+        for s in changes.iter().filter(|s| step(s)) {
+            dev.write_at(part_offset + s.offset, &s.after)
+                .with_context(|| format!("writing FAT sector at partition byte {}", s.offset))?;
+            wrote = true;
+        }
+        if wrote {
+            dev.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// A fixed clock for fatfs: directory entries get one timestamp however often a file is written,
+/// so an edit can be replayed or sealed without the directory changing again.
+#[derive(Debug)]
+pub struct FixedTime(pub fatfs::DateTime);
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        self.0
+    }
+}
+
+/// A `'static` fixed clock at the current UTC time (one small allocation per edit).
+pub fn clock_now() -> &'static FixedTime {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Box::leak(Box::new(FixedTime(fat_datetime(secs))))
+}
+
+/// Unix seconds → FAT date and time (UTC), clamped to FAT's 1980–2107 range.
+pub fn fat_datetime(unix: u64) -> fatfs::DateTime {
+    let days = (unix / 86400) as i64;
+    let rem = unix % 86400;
+    // Civil-from-days (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
+    let year = (yoe + era * 400 + i64::from(month <= 2)).clamp(1980, 2107) as u16;
+    fatfs::DateTime {
+        date: fatfs::Date { year, month, day },
+        time: fatfs::Time {
+            hour: (rem / 3600) as u16,
+            min: (rem / 60 % 60) as u16,
+            sec: (rem % 60) as u16 & !1,
+            millis: 0,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_to_fat_date() {
+        let dt = fat_datetime(1_795_000_000); // 2026-11-18T...
+        assert_eq!((dt.date.year, dt.date.month, dt.date.day), (2026, 11, 18));
+        let dt = fat_datetime(0);
+        assert_eq!(dt.date.year, 1980);
+    }
+}

@@ -1,0 +1,131 @@
+//! The GPT repair: canonical slots, the backup at the end of the disk, a primary rebuilt from a
+//! good backup. Computes target bytes only; writing is apply's job.
+
+use anyhow::{bail, Context};
+
+use crate::blockdev::BlockDevice;
+use crate::gpt::{DiskGpt, EntryArray, Header};
+use crate::layout::Layout;
+use crate::plan::{Plan, SectorWrite, Target};
+
+/// ESXi's slot for every partition, everything else zeroed; each entry's bytes unchanged.
+pub fn canonical_array(source: &EntryArray, layout: &Layout) -> anyhow::Result<EntryArray> {
+    let mut entries = vec![source.empty_entry(); source.entries.len()];
+    for p in &layout.placements {
+        let to = p.canonical_slot as usize;
+        if to == 0 || to > entries.len() {
+            bail!(
+                "the GPT has {} slots; ESXi needs slot {to}",
+                entries.len()
+            );
+        }
+        entries[to - 1] = source.entries[p.current_slot as usize - 1].clone();
+    }
+    Ok(EntryArray {
+        entry_size: source.entry_size,
+        entries,
+    })
+}
+
+/// Array bytes padded to whole sectors with what the disk holds there now.
+fn array_sectors(
+    dev: &BlockDevice,
+    lba: u64,
+    header: &Header,
+    array: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    let mut buf = dev.read_sectors(lba, header.array_sectors())?;
+    buf[..array.len()].copy_from_slice(array);
+    Ok(buf)
+}
+
+pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Result<Plan> {
+    let source = gpt.source().context("no valid GPT copy to repair from")?;
+    let mut plan = Plan::default();
+    let last = gpt.last_lba();
+    let array = canonical_array(&source.array, layout)?;
+    let array_bytes = array.to_bytes();
+    let crc = crc32fast::hash(&array_bytes);
+    let asec = source.header.array_sectors();
+    let backup_array_lba = last - asec;
+
+    for p in layout.misplaced() {
+        plan.changes.push(format!(
+            "slot {} → {}: {} (LBA {}–{})",
+            p.current_slot,
+            p.canonical_slot,
+            p.role.label(),
+            p.first_lba,
+            p.last_lba
+        ));
+    }
+    let alternate = gpt.primary_alternate_lba.unwrap_or(last);
+    let backup_at_end = gpt.backup.is_ok() && gpt.backup_lba == Some(last);
+    let relocate = !backup_at_end || alternate != last;
+    let mut last_usable = source.header.last_usable();
+    if relocate || last_usable >= backup_array_lba {
+        let wanted = backup_array_lba - 1;
+        if wanted < source.header.last_usable() {
+            let end = layout.placements.iter().map(|p| p.last_lba).max().unwrap_or(0);
+            if end > wanted {
+                bail!("partitions end at LBA {end}, past the last usable LBA {wanted}: the disk is smaller than its GPT");
+            }
+        }
+        if wanted != last_usable {
+            plan.changes.push(format!(
+                "last usable LBA {last_usable} → {wanted}"
+            ));
+        }
+        last_usable = wanted;
+    }
+    match (&gpt.primary, &gpt.backup) {
+        (Err(e), _) => plan.changes.push(format!(
+            "primary GPT rebuilt from the backup at LBA {} (primary: {e})",
+            gpt.backup_lba.unwrap_or(last)
+        )),
+        (Ok(_), Err(e)) => plan
+            .changes
+            .push(format!("backup GPT written at LBA {last} (was: {e})")),
+        (Ok(_), Ok(_)) if gpt.backup_lba != Some(last) => plan.changes.push(format!(
+            "backup GPT moved from LBA {} to the last LBA {last}",
+            gpt.backup_lba.unwrap_or(alternate)
+        )),
+        _ => {}
+    }
+
+    let primary_entries_lba = match &gpt.primary {
+        Ok(p) => p.header.entries_lba(),
+        Err(_) => 2,
+    };
+    let primary = source
+        .header
+        .relocated(1, last, primary_entries_lba, last_usable, crc);
+    let backup = primary.relocated(last, 1, backup_array_lba, last_usable, crc);
+
+    let writes = [
+        (
+            Target::BackupGptArray,
+            backup_array_lba,
+            array_sectors(dev, backup_array_lba, &backup, &array_bytes)?,
+        ),
+        (Target::BackupGptHeader, last, backup.to_bytes().to_vec()),
+        (
+            Target::PrimaryGptArray,
+            primary_entries_lba,
+            array_sectors(dev, primary_entries_lba, &primary, &array_bytes)?,
+        ),
+        (Target::PrimaryGptHeader, 1, primary.to_bytes().to_vec()),
+    ];
+    for (target, lba, bytes) in writes {
+        if let Some(w) = SectorWrite::new(dev, target, lba, bytes)? {
+            plan.writes.push(w);
+        }
+    }
+    if plan.writes.is_empty() {
+        plan.changes.clear();
+    } else if plan.changes.is_empty() {
+        plan.changes
+            .push("GPT headers and CRCs brought in line with the entry array".into());
+    }
+    Ok(plan)
+}

@@ -1,0 +1,23 @@
+//! esxi-rescue: find an ESXi boot disk and repair what keeps the host from reaching it.
+//!
+//! Data flows one way: probe → findings → plan → apply → verify → report.
+
+pub mod apply;
+pub mod blockdev;
+pub mod bootbank;
+pub mod cli;
+pub mod fat_overlay;
+pub mod gpt;
+pub mod gpt_repair;
+pub mod layout;
+pub mod plan;
+pub mod probe;
+pub mod record_store;
+pub mod sysblock;
+pub mod undo;
+pub mod undo_record;
+
+/// A deliberate refusal (not ESXi, ambiguous, unsupported, changed since): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);

@@ -1,0 +1,93 @@
+//! A plan: the ordered, exact writes a repair would make, each with the reason for it.
+//! Dry run prints it; apply executes it; the backup and undo are derived from it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::blockdev::BlockDevice;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    BackupGptArray,
+    BackupGptHeader,
+    PrimaryGptArray,
+    PrimaryGptHeader,
+}
+
+impl Target {
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::BackupGptArray => "backup GPT entry array",
+            Target::BackupGptHeader => "backup GPT header",
+            Target::PrimaryGptArray => "primary GPT entry array",
+            Target::PrimaryGptHeader => "primary GPT header",
+        }
+    }
+}
+
+/// Replace whole sectors. `before` is what the disk held when the plan was made.
+#[derive(Clone, Debug, Serialize)]
+pub struct SectorWrite {
+    pub target: Target,
+    pub lba: u64,
+    pub sectors: u64,
+    pub offset: u64,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    #[serde(skip)]
+    pub before: Vec<u8>,
+    #[serde(skip)]
+    pub after: Vec<u8>,
+}
+
+impl SectorWrite {
+    /// None when the disk already holds exactly `after`.
+    pub fn new(
+        dev: &BlockDevice,
+        target: Target,
+        lba: u64,
+        after: Vec<u8>,
+    ) -> anyhow::Result<Option<SectorWrite>> {
+        let ss = u64::from(dev.sector_size());
+        anyhow::ensure!(
+            after.len() as u64 % ss == 0,
+            "internal: {} is not whole sectors",
+            target.label()
+        );
+        let offset = lba * ss;
+        let before = dev.read_vec(offset, after.len())?;
+        if before == after {
+            return Ok(None);
+        }
+        Ok(Some(SectorWrite {
+            target,
+            lba,
+            sectors: after.len() as u64 / ss,
+            offset,
+            sha256_before: sha256_hex(&before),
+            sha256_after: sha256_hex(&after),
+            before,
+            after,
+        }))
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Plan {
+    /// One line per change, for people ("slot 4 → 5: bootbank (LBA 8224–520191)").
+    pub changes: Vec<String>,
+    /// In the order they are applied: backup copy first, primary header last.
+    pub writes: Vec<SectorWrite>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,303 @@
+//! Probe: read one disk (device or image) and turn it into findings. Never writes.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::blockdev::{Access, BlockDevice};
+use crate::bootbank::{self, BootCfg};
+use crate::gpt::{self, DiskGpt, GptCopy};
+use crate::layout::{self, Generation, Layout, Media, PartFacts, Placement};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    Gpt,
+    Mbr,
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    /// The primary GPT is unusable; the backup is good.
+    PrimaryInvalid { reason: String },
+    /// The backup GPT is missing or damaged.
+    BackupInvalid { reason: String },
+    /// The backup GPT is not at the last LBA (the disk grew), or the primary points elsewhere.
+    BackupNotAtEnd {
+        backup_lba: Option<u64>,
+        alternate_lba: u64,
+        last_lba: u64,
+    },
+    /// Both copies are valid but do not describe the same partitions.
+    CopiesDiffer,
+    /// Entries are not in the slots ESXi put them in.
+    SlotsNotCanonical { moves: Vec<Placement> },
+}
+
+impl Problem {
+    pub fn describe(&self) -> String {
+        match self {
+            Problem::PrimaryInvalid { reason } => format!("primary GPT unusable: {reason}"),
+            Problem::BackupInvalid { reason } => format!("backup GPT unusable: {reason}"),
+            Problem::BackupNotAtEnd {
+                backup_lba,
+                alternate_lba,
+                last_lba,
+            } => match backup_lba {
+                Some(b) if b != last_lba => format!(
+                    "backup GPT at LBA {b}, not at the last LBA {last_lba} (the disk grew)"
+                ),
+                _ => format!("primary GPT points to its backup at LBA {alternate_lba}, not at the last LBA {last_lba}"),
+            },
+            Problem::CopiesDiffer => "primary and backup GPT describe different partitions".into(),
+            Problem::SlotsNotCanonical { moves } => {
+                let list: Vec<String> = moves
+                    .iter()
+                    .map(|m| format!("{}→{}", m.current_slot, m.canonical_slot))
+                    .collect();
+                format!("partitions not in ESXi's slots ({})", list.join(", "))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Bank {
+    /// ESXi's slot for this bank (5 or 6) and the slot it sits in now.
+    pub slot: u32,
+    pub current_slot: u32,
+    pub first_lba: u64,
+    pub last_lba: u64,
+    /// `/vmfs/volumes/<uuid>` name from the VMware FAT header.
+    pub volume_uuid: Option<String>,
+    pub boot_cfg: Option<BootCfg>,
+    pub active: bool,
+    /// Why boot.cfg could not be read, when it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EsxiDisk {
+    pub generation: Generation,
+    pub media: Media,
+    pub build: Option<String>,
+    pub partitions: Vec<Placement>,
+    pub banks: Vec<Bank>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DiskReport {
+    pub path: String,
+    pub size_bytes: u64,
+    pub sector_size: u32,
+    pub block_device: bool,
+    pub table: TableKind,
+    pub esxi: Option<EsxiDisk>,
+    /// Why the disk is not taken for ESXi (absent on ESXi disks).
+    pub not_esxi: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+impl DiskReport {
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Findings plus what planning needs (the GPT as read and the layout).
+pub struct Probe {
+    pub report: DiskReport,
+    pub gpt: Option<DiskGpt>,
+    pub layout: Option<Layout>,
+}
+
+pub fn probe_path(path: &Path) -> anyhow::Result<Probe> {
+    let dev = BlockDevice::open(path, Access::ReadOnly)?;
+    probe(&dev)
+}
+
+pub fn probe(dev: &BlockDevice) -> anyhow::Result<Probe> {
+    let mut report = DiskReport {
+        path: dev.path().display().to_string(),
+        size_bytes: dev.size(),
+        sector_size: dev.sector_size(),
+        block_device: dev.is_block_device(),
+        table: TableKind::None,
+        esxi: None,
+        not_esxi: None,
+        problems: Vec::new(),
+    };
+    if dev.size() < 64 * u64::from(dev.sector_size()) {
+        report.not_esxi = Some("too small for a GPT disk".into());
+        return Ok(Probe {
+            report,
+            gpt: None,
+            layout: None,
+        });
+    }
+    report.table = table_kind(&dev.read_vec(0, 512)?);
+    let disk_gpt = gpt::read_disk_gpt(dev)?;
+    let Some(source) = disk_gpt.source() else {
+        let reason = match &disk_gpt.primary {
+            Err(e) => format!("no valid GPT ({e})"),
+            Ok(_) => unreachable!("source() returns the primary when valid"),
+        };
+        report.not_esxi = Some(reason);
+        return Ok(Probe {
+            report,
+            gpt: Some(disk_gpt),
+            layout: None,
+        });
+    };
+    report.table = TableKind::Gpt;
+    let facts = partition_facts(dev, source)?;
+    let layout = match layout::classify(&facts) {
+        Ok(l) => l,
+        Err(e) => {
+            report.not_esxi = Some(e.to_string());
+            return Ok(Probe {
+                report,
+                gpt: Some(disk_gpt),
+                layout: None,
+            });
+        }
+    };
+    let banks = read_banks(dev, &layout, &facts);
+    if !banks.iter().any(|b| b.boot_cfg.is_some()) {
+        report.not_esxi = Some("no bootbank holds a readable boot.cfg".into());
+        return Ok(Probe {
+            report,
+            gpt: Some(disk_gpt),
+            layout: None,
+        });
+    }
+    let build = banks
+        .iter()
+        .find(|b| b.active)
+        .or(banks.first())
+        .and_then(|b| b.boot_cfg.as_ref())
+        .map(|c| c.build.clone())
+        .filter(|b| !b.is_empty());
+    report.problems = gpt_problems(&disk_gpt, &layout);
+    report.esxi = Some(EsxiDisk {
+        generation: layout.generation,
+        media: layout.media,
+        build,
+        partitions: layout.placements.clone(),
+        banks,
+    });
+    Ok(Probe {
+        report,
+        gpt: Some(disk_gpt),
+        layout: Some(layout),
+    })
+}
+
+fn table_kind(mbr: &[u8]) -> TableKind {
+    if mbr[510..512] != [0x55, 0xAA] {
+        return TableKind::None;
+    }
+    let has_protective = (0..4).any(|i| mbr[446 + i * 16 + 4] == 0xEE);
+    if has_protective {
+        TableKind::Gpt
+    } else {
+        TableKind::Mbr
+    }
+}
+
+fn partition_facts(dev: &BlockDevice, copy: &GptCopy) -> anyhow::Result<Vec<PartFacts>> {
+    copy.array
+        .used()
+        .map(|(slot, e)| {
+            let vmware_fat = if e.type_guid() == layout::BASIC_DATA {
+                bootbank::read_vmware_header(dev, e.first_lba())?
+            } else {
+                None
+            };
+            Ok(PartFacts {
+                slot,
+                type_guid: e.type_guid(),
+                first_lba: e.first_lba(),
+                last_lba: e.last_lba(),
+                name: e.name(),
+                vmware_fat,
+            })
+        })
+        .collect()
+}
+
+fn read_banks(dev: &BlockDevice, layout: &Layout, facts: &[PartFacts]) -> Vec<Bank> {
+    let mut banks: Vec<Bank> = layout
+        .bootbanks()
+        .map(|p| {
+            let header = facts
+                .iter()
+                .find(|f| f.slot == p.current_slot)
+                .and_then(|f| f.vmware_fat);
+            let sectors = p.last_lba - p.first_lba + 1;
+            let (boot_cfg, error) = match header {
+                None => (None, Some("no VMware FAT header".to_string())),
+                Some(_) => match bootbank::read_boot_cfg(dev, p.first_lba, sectors) {
+                    Ok(cfg) => (cfg, None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                },
+            };
+            Bank {
+                slot: p.canonical_slot,
+                current_slot: p.current_slot,
+                first_lba: p.first_lba,
+                last_lba: p.last_lba,
+                volume_uuid: header.map(|h| h.volume_uuid()),
+                boot_cfg,
+                active: false,
+                error,
+            }
+        })
+        .collect();
+    let cfgs: Vec<Option<&BootCfg>> = banks.iter().map(|b| b.boot_cfg.as_ref()).collect();
+    if let Some(i) = bootbank::active_bank(&cfgs) {
+        banks[i].active = true;
+    }
+    banks
+}
+
+/// Everything about the GPT of a recognised ESXi disk that a repair would change.
+pub fn gpt_problems(g: &DiskGpt, layout: &Layout) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let last = g.last_lba();
+    if let Err(e) = &g.primary {
+        problems.push(Problem::PrimaryInvalid {
+            reason: e.to_string(),
+        });
+    }
+    if let Err(e) = &g.backup {
+        problems.push(Problem::BackupInvalid {
+            reason: e.to_string(),
+        });
+    }
+    let alternate = g.primary_alternate_lba.unwrap_or(last);
+    let backup_at = g.backup.as_ref().ok().and(g.backup_lba);
+    if backup_at.is_some_and(|b| b != last) || alternate != last {
+        problems.push(Problem::BackupNotAtEnd {
+            backup_lba: backup_at,
+            alternate_lba: alternate,
+            last_lba: last,
+        });
+    }
+    if let (Ok(p), Ok(b)) = (&g.primary, &g.backup) {
+        let same_header = p.header.disk_guid() == b.header.disk_guid()
+            && p.header.first_usable() == b.header.first_usable()
+            && p.header.num_entries() == b.header.num_entries()
+            && p.header.entry_size() == b.header.entry_size();
+        if p.array != b.array || !same_header {
+            problems.push(Problem::CopiesDiffer);
+        }
+    }
+    let moves: Vec<Placement> = layout.misplaced().cloned().collect();
+    if !moves.is_empty() {
+        problems.push(Problem::SlotsNotCanonical { moves });
+    }
+    problems
+}

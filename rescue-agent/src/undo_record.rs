@@ -1,0 +1,224 @@
+//! The undo record: every sector a repair changes, as it was before, with a manifest.
+//!
+//! A plain tar (inspect it with `tar tvf`): `manifest.json`, one `write-N.bin` per write with the
+//! old bytes, and — in the copy kept on the ESXi disk — `fatmeta.gz`, the bank's FAT metadata
+//! before the record was added, and `seal`, the sha256 of that metadata after. With those, undo
+//! can also take the record itself back out of the bank byte-exactly when nothing changed since.
+
+use std::io::{Read, Write};
+
+use anyhow::{bail, ensure, Context};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{sha256_hex, SectorWrite, Target};
+
+pub const FORMAT: &str = "esxi-rescue-undo/1";
+const MEMBER_LIMIT: u64 = 64 << 20;
+pub const SEAL_LEN: usize = 64;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordedWrite {
+    pub target: Target,
+    pub offset: u64,
+    pub len: u64,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: String,
+    pub tool_version: String,
+    pub created_unix: u64,
+    pub disk_path: String,
+    pub disk_size_bytes: u64,
+    pub sector_size: u32,
+    pub disk_guid: String,
+    pub changes: Vec<String>,
+    pub writes: Vec<RecordedWrite>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub manifest: Manifest,
+    /// Old bytes per write, same order as `manifest.writes`.
+    pub before: Vec<Vec<u8>>,
+    /// FAT metadata of the bank holding this record, before the record was added.
+    pub fat_meta: Option<Vec<u8>>,
+    pub seal: Option<String>,
+}
+
+impl Record {
+    pub fn from_writes(
+        manifest_base: Manifest,
+        writes: &[SectorWrite],
+    ) -> Record {
+        let mut manifest = manifest_base;
+        manifest.writes = writes
+            .iter()
+            .enumerate()
+            .map(|(i, w)| RecordedWrite {
+                target: w.target,
+                offset: w.offset,
+                len: w.before.len() as u64,
+                sha256_before: w.sha256_before.clone(),
+                sha256_after: w.sha256_after.clone(),
+                file: format!("write-{i}.bin"),
+            })
+            .collect();
+        Record {
+            manifest,
+            before: writes.iter().map(|w| w.before.clone()).collect(),
+            fat_meta: None,
+            seal: None,
+        }
+    }
+
+    /// Serialize. With a seal placeholder the record's size does not depend on the seal value,
+    /// so the seal can be filled in later in place; returns (bytes, offset of the seal).
+    pub fn to_tar(&self) -> anyhow::Result<(Vec<u8>, Option<usize>)> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, data: &[u8]| -> anyhow::Result<()> {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(self.manifest.created_unix);
+            h.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut h, name, data)?;
+            Ok(())
+        };
+        add("manifest.json", &serde_json::to_vec_pretty(&self.manifest)?)?;
+        for (w, data) in self.manifest.writes.iter().zip(&self.before) {
+            add(&w.file, data)?;
+        }
+        if let Some(meta) = &self.fat_meta {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(meta)?;
+            add("fatmeta.gz", &gz.finish()?)?;
+        }
+        let mut seal_at = None;
+        if let Some(seal) = &self.seal {
+            ensure!(seal.len() == SEAL_LEN, "internal: seal length");
+            add("seal", seal.as_bytes())?;
+        }
+        let mut bytes = builder.into_inner()?;
+        if self.seal.is_some() {
+            // The seal member's data is the last non-empty 512-byte block before the trailer.
+            let trailer = 1024;
+            let at = bytes.len() - trailer - 512;
+            ensure!(
+                bytes[at..at + SEAL_LEN] == *self.seal.as_ref().expect("seal").as_bytes(),
+                "internal: seal position"
+            );
+            seal_at = Some(at);
+        }
+        bytes.shrink_to_fit();
+        Ok((bytes, seal_at))
+    }
+
+    pub fn from_tar(data: &[u8]) -> anyhow::Result<Record> {
+        let mut archive = tar::Archive::new(data);
+        let mut manifest: Option<Manifest> = None;
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut fat_meta = None;
+        let mut seal = None;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            ensure!(entry.size() <= MEMBER_LIMIT, "member {name} is too large");
+            let mut buf = Vec::new();
+            entry.by_ref().take(MEMBER_LIMIT).read_to_end(&mut buf)?;
+            match name.as_str() {
+                "manifest.json" => {
+                    manifest = Some(serde_json::from_slice(&buf).context("manifest.json")?)
+                }
+                "fatmeta.gz" => {
+                    let mut out = Vec::new();
+                    flate2::read::GzDecoder::new(&buf[..])
+                        .take(MEMBER_LIMIT)
+                        .read_to_end(&mut out)?;
+                    fat_meta = Some(out);
+                }
+                "seal" => seal = Some(String::from_utf8_lossy(&buf).into_owned()),
+                _ => files.push((name, buf)),
+            }
+        }
+        let manifest = manifest.context("no manifest.json: not an esxi-rescue undo record")?;
+        if manifest.format != FORMAT {
+            bail!("undo record format {:?}, expected {FORMAT:?}", manifest.format);
+        }
+        let mut before = Vec::new();
+        for w in &manifest.writes {
+            let (_, data) = files
+                .iter()
+                .find(|(n, _)| *n == w.file)
+                .with_context(|| format!("undo record lacks {}", w.file))?;
+            ensure!(
+                data.len() as u64 == w.len && sha256_hex(data) == w.sha256_before,
+                "undo record member {} does not match its manifest",
+                w.file
+            );
+            before.push(data.clone());
+        }
+        Ok(Record {
+            manifest,
+            before,
+            fat_meta,
+            seal,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            tool_version: "test".into(),
+            created_unix: 1,
+            disk_path: "/dev/x".into(),
+            disk_size_bytes: 1 << 30,
+            sector_size: 512,
+            disk_guid: "G".into(),
+            changes: vec!["slot 4 → 5".into()],
+            writes: vec![],
+        };
+        let w = SectorWrite {
+            target: Target::PrimaryGptHeader,
+            lba: 1,
+            sectors: 1,
+            offset: 512,
+            sha256_before: sha256_hex(&[1; 512]),
+            sha256_after: sha256_hex(&[2; 512]),
+            before: vec![1; 512],
+            after: vec![2; 512],
+        };
+        Record::from_writes(manifest, &[w])
+    }
+
+    #[test]
+    fn round_trip_with_seal() {
+        let mut r = sample();
+        r.fat_meta = Some(vec![0; 4096]);
+        r.seal = Some("0".repeat(SEAL_LEN));
+        let (mut bytes, at) = r.to_tar().unwrap();
+        let at = at.unwrap();
+        bytes[at..at + SEAL_LEN].copy_from_slice("a".repeat(SEAL_LEN).as_bytes());
+        let back = Record::from_tar(&bytes).unwrap();
+        assert_eq!(back.manifest, r.manifest);
+        assert_eq!(back.before, r.before);
+        assert_eq!(back.fat_meta.unwrap().len(), 4096);
+        assert_eq!(back.seal.unwrap(), "a".repeat(SEAL_LEN));
+    }
+
+    #[test]
+    fn tampered_member_is_refused() {
+        let (mut bytes, _) = sample().to_tar().unwrap();
+        let pos = bytes.windows(4).position(|w| w == [1, 1, 1, 1]).unwrap();
+        bytes[pos] = 9;
+        assert!(Record::from_tar(&bytes).is_err());
+    }
+}
