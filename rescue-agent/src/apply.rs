@@ -26,13 +26,16 @@ pub fn bank_locations(probe: &Probe) -> Vec<BankLocation> {
     let Some(esxi) = &probe.report.esxi else {
         return Vec::new();
     };
-    let mut banks: Vec<&crate::probe::Bank> =
-        esxi.banks.iter().filter(|b| b.volume_uuid.is_some()).collect();
+    let mut banks: Vec<&crate::probe::Bank> = esxi
+        .banks
+        .iter()
+        .filter(|b| b.volume_uuid.is_some())
+        .collect();
     banks.sort_by_key(|b| !b.active);
     banks
         .iter()
         .map(|b| BankLocation {
-            slot: b.current_slot,
+            slot: b.slot,
             first_lba: b.first_lba,
             sectors: b.last_lba - b.first_lba + 1,
         })
@@ -85,16 +88,17 @@ pub fn apply(
         Some(dir) => Some(write_backup_file(dir, &record)?),
         None => None,
     };
-    let stored: Option<StoredRecord> = match record_store::save(dev, &bank_locations(probe), &mut record) {
-        Ok(s) => Some(s),
-        Err(e) if backup_file.is_some() => {
-            log::warn!("{e:#}; the only backup is the --backup-dir copy");
-            None
-        }
-        Err(e) => bail!(Refusal(format!(
-            "{e:#}; give --backup-dir DIR to keep the backup elsewhere. Nothing written"
-        ))),
-    };
+    let stored: Option<StoredRecord> =
+        match record_store::save(dev, &bank_locations(probe), &mut record) {
+            Ok(s) => Some(s),
+            Err(e) if backup_file.is_some() => {
+                log::warn!("{e:#}; the only backup is the --backup-dir copy");
+                None
+            }
+            Err(e) => bail!(Refusal(format!(
+                "{e:#}; give --backup-dir DIR to keep the backup elsewhere. Nothing written"
+            ))),
+        };
 
     // 2. The writes, in plan order (backup copy first, primary header last).
     for w in &plan.writes {
@@ -117,7 +121,10 @@ pub fn apply(
     let after = probe::probe(dev)?;
     if !after.report.problems.is_empty() || after.report.esxi.is_none() {
         let left: Vec<String> = after.report.problems.iter().map(|p| p.describe()).collect();
-        bail!("verification failed: after the repair the disk still shows: {}", left.join("; "));
+        bail!(
+            "verification failed: after the repair the disk still shows: {}",
+            left.join("; ")
+        );
     }
     Ok(Applied {
         backup_on_disk: stored.map(|s| format!("bootbank slot {}: {}", s.bank.slot, s.name)),

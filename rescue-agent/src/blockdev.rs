@@ -83,8 +83,7 @@ impl BlockDevice {
             let mut ssz: libc_int = 0;
             // SAFETY: both ioctls write one integer of the given type into the pointer we pass.
             unsafe {
-                blk_size64(file.as_raw_fd(), &mut size)
-                    .map_err(|e| io_err(io::Error::from(e)))?;
+                blk_size64(file.as_raw_fd(), &mut size).map_err(|e| io_err(io::Error::from(e)))?;
                 blk_sector_size(file.as_raw_fd(), &mut ssz)
                     .map_err(|e| io_err(io::Error::from(e)))?;
             }

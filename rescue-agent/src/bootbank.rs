@@ -121,7 +121,10 @@ pub fn read_fat_file(
         return Ok(None);
     };
     if entry.len() > limit {
-        anyhow::bail!("{name} is {} bytes, more than the {limit}-byte limit", entry.len());
+        anyhow::bail!(
+            "{name} is {} bytes, more than the {limit}-byte limit",
+            entry.len()
+        );
     }
     let mut data = Vec::with_capacity(entry.len() as usize);
     entry.to_file().take(limit).read_to_end(&mut data)?;

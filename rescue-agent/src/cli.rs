@@ -64,7 +64,7 @@ enum Command {
 }
 
 pub fn main() -> i32 {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fatfs=error"))
         .format_timestamp(None)
         .init();
     let cli = match Cli::try_parse() {
@@ -116,7 +116,10 @@ fn scan(json: bool, targets: Vec<PathBuf>) -> anyhow::Result<()> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "disks": reports }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "disks": reports }))?
+        );
     } else {
         if reports.is_empty() {
             println!("no disks found");
@@ -233,9 +236,14 @@ fn undo_cmd(json: bool, target: &Path, from: Option<&Path>) -> anyhow::Result<()
         for c in &done.changes_reverted {
             println!("  reverted: {c}");
         }
-        println!("  {} regions restored byte-exact and verified", done.restored_writes);
+        println!(
+            "  {} regions restored byte-exact and verified",
+            done.restored_writes
+        );
         match done.record_removal.as_deref() {
-            Some("exact") => println!("  undo record removed; the bootbank is byte-exact as before"),
+            Some("exact") => {
+                println!("  undo record removed; the bootbank is byte-exact as before")
+            }
             Some(_) => println!("  undo record deleted (the bootbank changed since the repair)"),
             None => {}
         }

@@ -185,7 +185,10 @@ impl Seek for Overlay<'_> {
                 self.pos = p;
                 Ok(p)
             }
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek outside the partition")),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek outside the partition",
+            )),
         }
     }
 }
@@ -199,9 +202,8 @@ pub fn commit(
     changes: &[StagedSector],
 ) -> anyhow::Result<()> {
     let is_data = |s: &StagedSector| s.offset >= geometry.data_start;
-    let is_fat = |s: &StagedSector| {
-        s.offset >= geometry.fat_start && s.offset < geometry.root_start
-    };
+    let is_fat =
+        |s: &StagedSector| s.offset >= geometry.fat_start && s.offset < geometry.root_start;
     let steps: [&dyn Fn(&StagedSector) -> bool; 3] =
         [&is_data, &is_fat, &|s| !is_data(s) && !is_fat(s)];
     for step in steps {

@@ -22,15 +22,23 @@ pub enum GptError {
     NoSignature { lba: u64 },
     #[error("GPT header at LBA {lba}: header size {size} outside 92..={max}")]
     HeaderSize { lba: u64, size: u32, max: u32 },
-    #[error("GPT header at LBA {lba}: header CRC {stored:#010x} stored, {computed:#010x} computed")]
-    HeaderCrc { lba: u64, stored: u32, computed: u32 },
+    #[error(
+        "GPT header at LBA {lba}: header CRC {stored:#010x} stored, {computed:#010x} computed"
+    )]
+    HeaderCrc {
+        lba: u64,
+        stored: u32,
+        computed: u32,
+    },
     #[error("GPT header at LBA {lba}: MyLBA says {my_lba}")]
     MyLba { lba: u64, my_lba: u64 },
     #[error("GPT header at LBA {lba}: entry size {size} is not a multiple of 128 within 128..={MAX_ENTRY_SIZE}")]
     EntrySize { lba: u64, size: u32 },
     #[error("GPT header at LBA {lba}: {count} entries of {size} bytes exceed the {MAX_ARRAY_BYTES}-byte limit")]
     EntryCount { lba: u64, count: u32, size: u32 },
-    #[error("GPT header at LBA {lba}: {field} = {value} lies outside the disk (last LBA {last_lba})")]
+    #[error(
+        "GPT header at LBA {lba}: {field} = {value} lies outside the disk (last LBA {last_lba})"
+    )]
     LbaRange {
         lba: u64,
         field: &'static str,
@@ -192,7 +200,7 @@ impl Header {
             });
         }
         let size = self.entry_size();
-        if size < 128 || size > MAX_ENTRY_SIZE || size % 128 != 0 {
+        if !(128..=MAX_ENTRY_SIZE).contains(&size) || size % 128 != 0 {
             return Err(GptError::EntrySize { lba, size });
         }
         let count = self.num_entries();
@@ -254,7 +262,11 @@ impl Header {
         u64_at(&self.raw, OFF_LAST_USABLE)
     }
     pub fn disk_guid(&self) -> Guid {
-        Guid(self.raw[OFF_DISK_GUID..OFF_DISK_GUID + 16].try_into().expect("16"))
+        Guid(
+            self.raw[OFF_DISK_GUID..OFF_DISK_GUID + 16]
+                .try_into()
+                .expect("16"),
+        )
     }
     pub fn entries_lba(&self) -> u64 {
         u64_at(&self.raw, OFF_ENTRIES_LBA)
@@ -396,7 +408,10 @@ impl EntryArray {
         }
     }
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.entries.iter().flat_map(|e| e.raw.iter().copied()).collect()
+        self.entries
+            .iter()
+            .flat_map(|e| e.raw.iter().copied())
+            .collect()
     }
     pub fn crc(&self) -> u32 {
         crc32fast::hash(&self.to_bytes())

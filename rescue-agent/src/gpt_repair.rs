@@ -14,10 +14,7 @@ pub fn canonical_array(source: &EntryArray, layout: &Layout) -> anyhow::Result<E
     for p in &layout.placements {
         let to = p.canonical_slot as usize;
         if to == 0 || to > entries.len() {
-            bail!(
-                "the GPT has {} slots; ESXi needs slot {to}",
-                entries.len()
-            );
+            bail!("the GPT has {} slots; ESXi needs slot {to}", entries.len());
         }
         entries[to - 1] = source.entries[p.current_slot as usize - 1].clone();
     }
@@ -66,15 +63,19 @@ pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Re
     if relocate || last_usable >= backup_array_lba {
         let wanted = backup_array_lba - 1;
         if wanted < source.header.last_usable() {
-            let end = layout.placements.iter().map(|p| p.last_lba).max().unwrap_or(0);
+            let end = layout
+                .placements
+                .iter()
+                .map(|p| p.last_lba)
+                .max()
+                .unwrap_or(0);
             if end > wanted {
                 bail!("partitions end at LBA {end}, past the last usable LBA {wanted}: the disk is smaller than its GPT");
             }
         }
         if wanted != last_usable {
-            plan.changes.push(format!(
-                "last usable LBA {last_usable} → {wanted}"
-            ));
+            plan.changes
+                .push(format!("last usable LBA {last_usable} → {wanted}"));
         }
         last_usable = wanted;
     }

@@ -291,11 +291,9 @@ pub fn classify(parts: &[PartFacts]) -> Result<Layout, NotEsxi> {
         .or(b.vmware_fat)
         .ok_or(NotEsxi::NoVmwareHeader)?;
     let has_vmfs = placements.iter().any(|p| p.role == Role::Vmfs);
-    let media = header.media().unwrap_or(if has_vmfs {
-        Media::Disk
-    } else {
-        Media::Usb
-    });
+    let media = header
+        .media()
+        .unwrap_or(if has_vmfs { Media::Disk } else { Media::Usb });
     Ok(Layout {
         generation,
         media,
@@ -314,9 +312,7 @@ mod tests {
             first_lba: first,
             last_lba: last,
             name: String::new(),
-            vmware_fat: vmfat.then_some(VmwareFatHeader {
-                uuid: [0x7a; 16],
-            }),
+            vmware_fat: vmfat.then_some(VmwareFatHeader { uuid: [0x7a; 16] }),
         }
     }
 

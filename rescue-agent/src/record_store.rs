@@ -68,7 +68,10 @@ pub fn save(
             Err(e) => reasons.push(format!("bootbank slot {}: {e:#}", bank.slot)),
         }
     }
-    bail!("no bootbank could take the undo record ({})", reasons.join("; "))
+    bail!(
+        "no bootbank could take the undo record ({})",
+        reasons.join("; ")
+    )
 }
 
 fn save_in_bank(
@@ -89,7 +92,8 @@ fn save_in_bank(
     let clock = fat_overlay::clock_now();
     let mut overlay = Overlay::new(dev, part, bank.len(dev));
     {
-        let fs = fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
+        let fs =
+            fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
         let stats = fs.stats()?;
         let free = u64::from(stats.free_clusters()) * u64::from(stats.cluster_size());
         if free < bytes.len() as u64 + u64::from(stats.cluster_size()) {
@@ -103,8 +107,11 @@ fn save_in_bank(
     }
     let meta_after = read_meta(&mut overlay, geo.data_start)?;
     let seal = sha256_hex(&meta_after);
+    // fatfs insists on starting from position 0.
+    overlay.seek(SeekFrom::Start(0))?;
     {
-        let fs = fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
+        let fs =
+            fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
         let mut file = fs.root_dir().open_file(&name)?;
         file.seek(SeekFrom::Start(seal_at))?;
         file.write_all(seal.as_bytes())?;
@@ -119,10 +126,7 @@ fn save_in_bank(
     record.seal = Some(seal);
     let changes = overlay.into_changes()?;
     fat_overlay::commit(dev, part, &geo, &changes)?;
-    Ok(StoredRecord {
-        bank: *bank,
-        name,
-    })
+    Ok(StoredRecord { bank: *bank, name })
 }
 
 fn read_meta(overlay: &mut Overlay, len: u64) -> anyhow::Result<Vec<u8>> {
@@ -179,7 +183,11 @@ pub enum Removal {
     Deleted,
 }
 
-pub fn remove(dev: &BlockDevice, stored: &StoredRecord, record: &Record) -> anyhow::Result<Removal> {
+pub fn remove(
+    dev: &BlockDevice,
+    stored: &StoredRecord,
+    record: &Record,
+) -> anyhow::Result<Removal> {
     let bank = &stored.bank;
     let part = bank.offset(dev);
     let geo = FatGeometry::read(dev, part)?;

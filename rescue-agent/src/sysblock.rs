@@ -9,7 +9,11 @@ pub fn whole_disks() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = dir
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !["loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd"].iter().any(|p| n.starts_with(p)))
+        .filter(|n| {
+            !["loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
         .filter(|n| {
             // Removable media with no medium reports size 0.
             std::fs::read_to_string(format!("/sys/block/{n}/size"))

@@ -28,7 +28,8 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
     let banks = bank_locations(&probe);
     let (record, stored, label) = match from {
         Some(path) => {
-            let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let data =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let record = Record::from_tar(&data).with_context(|| path.display().to_string())?;
             (record, None, path.display().to_string())
         }
@@ -83,7 +84,10 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
     }
     for w in &m.writes {
         if sha256_hex(&dev.read_vec(w.offset, w.len as usize)?) != w.sha256_before {
-            bail!("verification failed: the {} did not read back as restored", w.target.label());
+            bail!(
+                "verification failed: the {} did not read back as restored",
+                w.target.label()
+            );
         }
     }
     let record_removal = match &stored {

@@ -50,10 +50,7 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn from_writes(
-        manifest_base: Manifest,
-        writes: &[SectorWrite],
-    ) -> Record {
+    pub fn from_writes(manifest_base: Manifest, writes: &[SectorWrite]) -> Record {
         let mut manifest = manifest_base;
         manifest.writes = writes
             .iter()
@@ -97,18 +94,17 @@ impl Record {
             gz.write_all(meta)?;
             add("fatmeta.gz", &gz.finish()?)?;
         }
-        let mut seal_at = None;
         if let Some(seal) = &self.seal {
             ensure!(seal.len() == SEAL_LEN, "internal: seal length");
             add("seal", seal.as_bytes())?;
         }
         let mut bytes = builder.into_inner()?;
-        if self.seal.is_some() {
-            // The seal member's data is the last non-empty 512-byte block before the trailer.
-            let trailer = 1024;
-            let at = bytes.len() - trailer - 512;
+        let mut seal_at = None;
+        if let Some(seal) = &self.seal {
+            // The seal member's data is the last 512-byte block before the 1024-byte trailer.
+            let at = bytes.len() - 1024 - 512;
             ensure!(
-                bytes[at..at + SEAL_LEN] == *self.seal.as_ref().expect("seal").as_bytes(),
+                bytes[at..at + SEAL_LEN] == *seal.as_bytes(),
                 "internal: seal position"
             );
             seal_at = Some(at);
@@ -146,7 +142,10 @@ impl Record {
         }
         let manifest = manifest.context("no manifest.json: not an esxi-rescue undo record")?;
         if manifest.format != FORMAT {
-            bail!("undo record format {:?}, expected {FORMAT:?}", manifest.format);
+            bail!(
+                "undo record format {:?}, expected {FORMAT:?}",
+                manifest.format
+            );
         }
         let mut before = Vec::new();
         for w in &manifest.writes {

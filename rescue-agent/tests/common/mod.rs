@@ -1,0 +1,111 @@
+//! Shared helpers for the integration tests: run the CLI, hash and compare images.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use esxi_fixtures::{build, content_digest, sgdisk_clean, sgdisk_verify, Fixture, Spec};
+
+pub fn agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rescue-agent"))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(args: &[&str]) -> Run {
+    let out: Output = agent().args(args).output().expect("run rescue-agent");
+    let code = out.status.code().unwrap_or(-1);
+    let run = Run {
+        code,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        code == 0 || code == 1 || code == 2,
+        "rescue-agent {args:?} died (code {code}):\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+pub fn run_ok(args: &[&str]) -> Run {
+    let r = run(args);
+    assert_eq!(
+        r.code, 0,
+        "rescue-agent {args:?} failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    r
+}
+
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("esxi-rescue-test")
+        .tempdir()
+        .expect("tempdir")
+}
+
+pub fn image(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+pub fn build_at(dir: &Path, name: &str, spec: &Spec) -> Fixture {
+    build(&dir.join(name), spec).expect("build fixture")
+}
+
+/// What the image reads as (sparse-independent; see esxi_fixtures::content_digest).
+pub fn hash(path: &Path) -> String {
+    content_digest(path).expect("hash image")
+}
+
+/// Copy a sparse image keeping it sparse.
+pub fn copy_image(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .args(["--sparse=always"])
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+}
+
+pub fn assert_sgdisk_clean(path: &Path, sector_size: u32) {
+    let v = sgdisk_verify(path, sector_size).expect("sgdisk -v");
+    assert!(sgdisk_clean(&v), "sgdisk -v {}:\n{v}", path.display());
+}
+
+/// `fsck.vfat -n` on the FAT at a byte range of an image, through a read-only loop device
+/// (no copy of the partition; needs root, which the test machines have).
+pub fn fsck_vfat_clean(path: &Path, offset: u64, len: u64) {
+    let attach = Command::new("losetup")
+        .args(["--find", "--show", "--read-only"])
+        .arg(format!("--offset={offset}"))
+        .arg(format!("--sizelimit={len}"))
+        .arg(path)
+        .output()
+        .expect("losetup (util-linux)");
+    assert!(
+        attach.status.success(),
+        "losetup: {}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+    let dev = String::from_utf8_lossy(&attach.stdout).trim().to_string();
+    let out = Command::new("fsck.vfat")
+        .args(["-n", &dev])
+        .output()
+        .expect("fsck.vfat must be installed (scripts/setup.sh)");
+    let detached = Command::new("losetup").args(["--detach", &dev]).status();
+    assert!(detached.is_ok_and(|s| s.success()), "detaching {dev}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "fsck.vfat -n at byte {offset} of {}:\n{text}",
+        path.display()
+    );
+}
