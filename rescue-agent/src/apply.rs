@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
 use crate::blockdev::BlockDevice;
-use crate::plan::{sha256_hex, Plan};
+use crate::fat_replace;
+use crate::plan::{sha256_hex, FileEdit, Plan};
 use crate::probe::{self, Probe};
 use crate::record_store::{self, BankLocation, StoredRecord};
 use crate::undo_record::{Manifest, Record, FORMAT};
@@ -63,6 +65,7 @@ pub fn apply(
     probe: &Probe,
     plan: &Plan,
     backup_dir: Option<&Path>,
+    ctx: &PolicyContext,
 ) -> anyhow::Result<Applied> {
     if probe.report.esxi.is_none() {
         bail!(Refusal(format!(
@@ -80,8 +83,9 @@ pub fn apply(
         disk_guid: disk_guid(probe),
         changes: plan.changes.clone(),
         writes: Vec::new(),
+        files: Vec::new(),
     };
-    let mut record = Record::from_writes(base, &plan.writes);
+    let mut record = Record::from_writes(base, &plan.writes, &plan.file_edits);
 
     // 1. Backups: beside the user's choice first (it never touches the disk), then on the disk.
     let backup_file = match backup_dir {
@@ -107,7 +111,12 @@ pub fn apply(
         dev.flush()?;
     }
 
-    // 3. Verify from the device: the bytes, then a fresh probe that must find nothing left.
+    // 3. Each bank's state.tgz, through the crash-safe switch.
+    for edit in &plan.file_edits {
+        replace_file(dev, edit, &edit.before, &edit.after)?;
+    }
+
+    // 4. Verify from the device: the bytes, then a fresh probe that must find nothing left.
     for w in &plan.writes {
         let now = dev.read_vec(w.offset, w.after.len())?;
         if sha256_hex(&now) != w.sha256_after {
@@ -118,7 +127,7 @@ pub fn apply(
             );
         }
     }
-    let after = probe::probe(dev)?;
+    let after = probe::probe(dev, ctx)?;
     if !after.report.problems.is_empty() || after.report.esxi.is_none() {
         let left: Vec<String> = after.report.problems.iter().map(|p| p.describe()).collect();
         bail!(
@@ -131,6 +140,32 @@ pub fn apply(
         backup_file,
         verified: true,
     })
+}
+
+/// Replace a bootbank file whose content must still be `expected`, then read it back.
+pub fn replace_file(
+    dev: &BlockDevice,
+    edit: &FileEdit,
+    expected: &[u8],
+    content: &[u8],
+) -> anyhow::Result<()> {
+    let ss = u64::from(dev.sector_size());
+    let offset = edit.first_lba * ss;
+    let what = format!("bootbank slot {}: {}", edit.bank_slot, edit.name);
+    let now = fat_replace::read_root_file(dev, offset, &edit.name, STATE_TGZ_LIMIT)?
+        .with_context(|| format!("{what} is missing"))?;
+    if now != expected {
+        bail!(Refusal(format!(
+            "{what} changed since it was read; nothing written to it"
+        )));
+    }
+    fat_replace::replace_root_file(dev, offset, edit.sectors * ss, &edit.name, content)
+        .with_context(|| format!("replacing {what}"))?;
+    let back = fat_replace::read_root_file(dev, offset, &edit.name, STATE_TGZ_LIMIT)?;
+    if back.as_deref() != Some(content) {
+        bail!("verification failed: {what} does not read back as written");
+    }
+    Ok(())
 }
 
 fn write_backup_file(dir: &Path, record: &Record) -> anyhow::Result<PathBuf> {

@@ -7,8 +7,12 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::apply;
+use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
+use crate::config_repair;
+use crate::esxconf::PciAddr;
 use crate::gpt_repair;
+use crate::passthru_policy::{PciFunction, Policy};
 use crate::plan::Plan;
 use crate::probe::{self, DiskReport, Probe};
 use crate::sysblock;
@@ -28,18 +32,60 @@ struct Cli {
     command: Command,
 }
 
+/// Which passthrough owners to flip back to vmkernel, and what the disk sits behind.
+#[derive(clap::Args, Debug, Clone)]
+struct PassthruArgs {
+    /// storage (default: owners of the ESXi disk's controller and mass-storage devices), all,
+    /// none, or a list of PCI addresses (0000:16:00.0,0000:17:00.0)
+    #[arg(long, value_name = "POLICY", default_value = "storage", value_parser = parse_policy)]
+    passthru: Policy,
+    /// For image files: the PCI function (Linux form, 0000:16:00.0) the disk sits behind
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    controller: Vec<PciAddr>,
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s).map_err(|e| e.to_string())
+}
+fn parse_addr(s: &str) -> Result<PciAddr, String> {
+    PciAddr::parse_linux(s).map_err(|e| e.to_string())
+}
+
+impl PassthruArgs {
+    fn context(&self) -> PolicyContext {
+        let functions = self
+            .controller
+            .iter()
+            .map(|addr| PciFunction {
+                addr: *addr,
+                class: None,
+                carries_esxi_disk: true,
+                description: Some("named by --controller".into()),
+            })
+            .collect();
+        PolicyContext {
+            policy: self.passthru.clone(),
+            functions,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Describe every disk (all of /sys/block when none is given); writes nothing
     Scan {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        passthru: PassthruArgs,
         targets: Vec<PathBuf>,
     },
-    /// Show the exact writes a repair would make; writes nothing
+    /// Show the exact changes a repair would make; writes nothing
     Plan {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        passthru: PassthruArgs,
         /// Disk or image; when omitted, the only ESXi disk in /sys/block
         target: Option<PathBuf>,
     },
@@ -47,6 +93,8 @@ enum Command {
     Repair {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        passthru: PassthruArgs,
         /// Also keep the undo record in this directory
         #[arg(long, value_name = "DIR")]
         backup_dir: Option<PathBuf>,
@@ -90,18 +138,27 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Scan { json, targets } => scan(json, targets),
-        Command::Plan { json, target } => plan_cmd(json, target),
+        Command::Scan {
+            json,
+            passthru,
+            targets,
+        } => scan(json, targets, &passthru.context()),
+        Command::Plan {
+            json,
+            passthru,
+            target,
+        } => plan_cmd(json, target, &passthru.context()),
         Command::Repair {
             json,
+            passthru,
             backup_dir,
             target,
-        } => repair(json, target, backup_dir.as_deref()),
+        } => repair(json, target, backup_dir.as_deref(), &passthru.context()),
         Command::Undo { json, from, target } => undo_cmd(json, &target, from.as_deref()),
     }
 }
 
-fn scan(json: bool, targets: Vec<PathBuf>) -> anyhow::Result<()> {
+fn scan(json: bool, targets: Vec<PathBuf>, ctx: &PolicyContext) -> anyhow::Result<()> {
     let targets = if targets.is_empty() {
         sysblock::whole_disks()
     } else {
@@ -109,7 +166,7 @@ fn scan(json: bool, targets: Vec<PathBuf>) -> anyhow::Result<()> {
     };
     let mut reports = Vec::new();
     for t in &targets {
-        match probe::probe_path(t) {
+        match probe::probe_path(t, ctx) {
             Ok(p) => reports.push(p.report),
             Err(e) if targets.len() > 1 => eprintln!("{}: {e:#}", t.display()),
             Err(e) => return Err(e.context(t.display().to_string())),
@@ -132,13 +189,13 @@ fn scan(json: bool, targets: Vec<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// The target named, or the single ESXi disk of the machine.
-fn resolve_target(target: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+fn resolve_target(target: Option<PathBuf>, ctx: &PolicyContext) -> anyhow::Result<PathBuf> {
     if let Some(t) = target {
         return Ok(t);
     }
     let esxi: Vec<PathBuf> = sysblock::whole_disks()
         .into_iter()
-        .filter(|d| probe::probe_path(d).is_ok_and(|p| p.report.esxi.is_some()))
+        .filter(|d| probe::probe_path(d, ctx).is_ok_and(|p| p.report.esxi.is_some()))
         .collect();
     match esxi.len() {
         0 => bail!(Refusal("no ESXi disk found; name one".into())),
@@ -162,13 +219,15 @@ fn plan_for(dev: &BlockDevice, probe: &Probe) -> anyhow::Result<Plan> {
             probe.report.not_esxi.as_deref().unwrap_or("unrecognised")
         )));
     };
-    gpt_repair::plan_gpt(dev, gpt, layout)
+    let mut plan = gpt_repair::plan_gpt(dev, gpt, layout)?;
+    config_repair::plan_config(probe, &mut plan)?;
+    Ok(plan)
 }
 
-fn plan_cmd(json: bool, target: Option<PathBuf>) -> anyhow::Result<()> {
-    let target = resolve_target(target)?;
+fn plan_cmd(json: bool, target: Option<PathBuf>, ctx: &PolicyContext) -> anyhow::Result<()> {
+    let target = resolve_target(target, ctx)?;
     let dev = BlockDevice::open(&target, Access::ReadOnly)?;
-    let probe = probe::probe(&dev)?;
+    let probe = probe::probe(&dev, ctx)?;
     let plan = plan_for(&dev, &probe)?;
     if json {
         println!(
@@ -182,12 +241,17 @@ fn plan_cmd(json: bool, target: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn repair(json: bool, target: Option<PathBuf>, backup_dir: Option<&Path>) -> anyhow::Result<()> {
-    let target = resolve_target(target)?;
+fn repair(
+    json: bool,
+    target: Option<PathBuf>,
+    backup_dir: Option<&Path>,
+    ctx: &PolicyContext,
+) -> anyhow::Result<()> {
+    let target = resolve_target(target, ctx)?;
     // Probe through the writable, exclusive handle so nothing changes between plan and write.
     let dev = BlockDevice::open(&target, Access::ReadWrite)
         .with_context(|| format!("opening {} for writing", target.display()))?;
-    let probe = probe::probe(&dev)?;
+    let probe = probe::probe(&dev, ctx)?;
     let plan = plan_for(&dev, &probe)?;
     if plan.is_empty() {
         if json {
@@ -203,7 +267,7 @@ fn repair(json: bool, target: Option<PathBuf>, backup_dir: Option<&Path>) -> any
         }
         return Ok(());
     }
-    let applied = apply::apply(&dev, &probe, &plan, backup_dir)?;
+    let applied = apply::apply(&dev, &probe, &plan, backup_dir, ctx)?;
     if json {
         println!(
             "{}",
@@ -237,8 +301,8 @@ fn undo_cmd(json: bool, target: &Path, from: Option<&Path>) -> anyhow::Result<()
             println!("  reverted: {c}");
         }
         println!(
-            "  {} regions restored byte-exact and verified",
-            done.restored_writes
+            "  {} regions and {} bootbank files restored byte-exact and verified",
+            done.restored_writes, done.restored_files
         );
         match done.record_removal.as_deref() {
             Some("exact") => {
@@ -303,12 +367,57 @@ pub fn describe_disk(r: &DiskReport) -> String {
             if b.active { " active" } else { "" },
             cfg
         );
+        if let Some(c) = &b.config {
+            s += &describe_config(c);
+        }
     }
     if r.problems.is_empty() {
         s += "  no problems found\n";
     }
     for p in &r.problems {
         s += &format!("  problem: {}\n", p.describe());
+    }
+    s
+}
+
+fn describe_config(c: &crate::bank_config::ConfigReport) -> String {
+    let mut s = String::new();
+    if let Some(why) = &c.unreadable {
+        return format!("    configuration: {why}\n");
+    }
+    let flavor = match c.flavor {
+        Some(crate::state_archive::Flavor::Encrypted) => "encrypted (7.0U2+, mode NONE)",
+        _ => "plain",
+    };
+    let passthru: Vec<_> = c.owners.iter().filter(|o| o.owner.is_passthru()).collect();
+    s += &format!(
+        "    state.tgz {} bytes, {flavor}; {} passthru owner(s)\n",
+        c.state_tgz_bytes.unwrap_or(0),
+        passthru.len()
+    );
+    for o in passthru {
+        s += &format!(
+            "      /device/{}/owner = passthru{}{}{} → {}: {}\n",
+            o.owner.key_addr,
+            o.normalised
+                .as_ref()
+                .map(|n| format!(" [{n}]"))
+                .unwrap_or_default(),
+            o.owner
+                .vmkname
+                .as_ref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default(),
+            o.class
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default(),
+            if o.decision.flip { "FLIP" } else { "keep" },
+            o.decision.reason
+        );
+    }
+    for r in &c.configstore_rows {
+        s += &format!("      ConfigStore (shown, not edited): {r}\n");
     }
     s
 }
@@ -321,6 +430,9 @@ pub fn describe_plan(plan: &Plan, title: &str) -> String {
     for c in &plan.changes {
         s += &format!("    {c}\n");
     }
+    for k in &plan.kept {
+        s += &format!("    {k}\n");
+    }
     s += "  writes, in order:\n";
     for w in &plan.writes {
         s += &format!(
@@ -328,6 +440,12 @@ pub fn describe_plan(plan: &Plan, title: &str) -> String {
             w.target.label(),
             w.lba,
             w.sectors
+        );
+    }
+    for f in &plan.file_edits {
+        s += &format!(
+            "    bootbank slot {}: {} {} → {} bytes (new file first, then one directory-entry switch)\n",
+            f.bank_slot, f.name, f.size_before, f.size_after
         );
     }
     s

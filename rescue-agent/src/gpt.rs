@@ -200,7 +200,7 @@ impl Header {
             });
         }
         let size = self.entry_size();
-        if !(128..=MAX_ENTRY_SIZE).contains(&size) || size % 128 != 0 {
+        if !(128..=MAX_ENTRY_SIZE).contains(&size) || !size.is_multiple_of(128) {
             return Err(GptError::EntrySize { lba, size });
         }
         let count = self.num_entries();

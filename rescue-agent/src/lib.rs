@@ -3,16 +3,25 @@
 //! Data flows one way: probe → findings → plan → apply → verify → report.
 
 pub mod apply;
+pub mod archive;
+pub mod bank_config;
 pub mod blockdev;
 pub mod bootbank;
 pub mod cli;
+pub mod config_repair;
+pub mod configstore;
+pub mod envelope;
+pub mod esxconf;
 pub mod fat_overlay;
+pub mod fat_replace;
 pub mod gpt;
 pub mod gpt_repair;
 pub mod layout;
+pub mod passthru_policy;
 pub mod plan;
 pub mod probe;
 pub mod record_store;
+pub mod state_archive;
 pub mod sysblock;
 pub mod undo;
 pub mod undo_record;

@@ -51,7 +51,7 @@ impl SectorWrite {
     ) -> anyhow::Result<Option<SectorWrite>> {
         let ss = u64::from(dev.sector_size());
         anyhow::ensure!(
-            after.len() as u64 % ss == 0,
+            (after.len() as u64).is_multiple_of(ss),
             "internal: {} is not whole sectors",
             target.label()
         );
@@ -73,17 +73,63 @@ impl SectorWrite {
     }
 }
 
+/// Replace a root-level file of a bootbank (state.tgz) through the crash-safe switch.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileEdit {
+    /// ESXi's slot of the bank (5 or 6) and where its partition starts.
+    pub bank_slot: u32,
+    pub first_lba: u64,
+    pub sectors: u64,
+    pub name: String,
+    pub size_before: u64,
+    pub size_after: u64,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    #[serde(skip)]
+    pub before: Vec<u8>,
+    #[serde(skip)]
+    pub after: Vec<u8>,
+}
+
+impl FileEdit {
+    pub fn new(
+        bank_slot: u32,
+        first_lba: u64,
+        sectors: u64,
+        name: &str,
+        before: Vec<u8>,
+        after: Vec<u8>,
+    ) -> FileEdit {
+        FileEdit {
+            bank_slot,
+            first_lba,
+            sectors,
+            name: name.to_string(),
+            size_before: before.len() as u64,
+            size_after: after.len() as u64,
+            sha256_before: sha256_hex(&before),
+            sha256_after: sha256_hex(&after),
+            before,
+            after,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Plan {
     /// One line per change, for people ("slot 4 → 5: bootbank (LBA 8224–520191)").
     pub changes: Vec<String>,
     /// In the order they are applied: backup copy first, primary header last.
     pub writes: Vec<SectorWrite>,
+    /// Applied after the GPT writes, one bank at a time.
+    pub file_edits: Vec<FileEdit>,
+    /// Passthrough owners left as they are, with the reason (shown, not acted on).
+    pub kept: Vec<String>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.file_edits.is_empty()
     }
 }
 

@@ -4,10 +4,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::bank_config::{self, ConfigReport, PolicyContext};
 use crate::blockdev::{Access, BlockDevice};
 use crate::bootbank::{self, BootCfg};
 use crate::gpt::{self, DiskGpt, GptCopy};
 use crate::layout::{self, Generation, Layout, Media, PartFacts, Placement};
+use crate::passthru_policy::Policy;
+use crate::state_archive::StateArchive;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +37,10 @@ pub enum Problem {
     CopiesDiffer,
     /// Entries are not in the slots ESXi put them in.
     SlotsNotCanonical { moves: Vec<Placement> },
+    /// A bank's esx.conf passes through a device the policy says ESXi needs.
+    PassthruOnEsxiDevice { slot: u32, owners: Vec<String> },
+    /// A bank's configuration could not be read (TPM-sealed, damaged archive).
+    ConfigUnreadable { slot: u32, reason: String },
 }
 
 impl Problem {
@@ -52,6 +59,12 @@ impl Problem {
                 _ => format!("primary GPT points to its backup at LBA {alternate_lba}, not at the last LBA {last_lba}"),
             },
             Problem::CopiesDiffer => "primary and backup GPT describe different partitions".into(),
+            Problem::PassthruOnEsxiDevice { slot, owners } => {
+                format!("bootbank slot {slot}: passthru on {}", owners.join("; "))
+            }
+            Problem::ConfigUnreadable { slot, reason } => {
+                format!("bootbank slot {slot}: configuration unreadable: {reason}")
+            }
             Problem::SlotsNotCanonical { moves } => {
                 let list: Vec<String> = moves
                     .iter()
@@ -76,6 +89,8 @@ pub struct Bank {
     pub active: bool,
     /// Why boot.cfg could not be read, when it could not.
     pub error: Option<String>,
+    /// The bank's own configuration (state.tgz), when it has one.
+    pub config: Option<ConfigReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -106,19 +121,21 @@ impl DiskReport {
     }
 }
 
-/// Findings plus what planning needs (the GPT as read and the layout).
+/// Findings plus what planning needs (the GPT as read, the layout, each bank's opened archive
+/// in the order of `report.esxi.banks`).
 pub struct Probe {
     pub report: DiskReport,
     pub gpt: Option<DiskGpt>,
     pub layout: Option<Layout>,
+    pub archives: Vec<Option<StateArchive>>,
 }
 
-pub fn probe_path(path: &Path) -> anyhow::Result<Probe> {
+pub fn probe_path(path: &Path, ctx: &PolicyContext) -> anyhow::Result<Probe> {
     let dev = BlockDevice::open(path, Access::ReadOnly)?;
-    probe(&dev)
+    probe(&dev, ctx)
 }
 
-pub fn probe(dev: &BlockDevice) -> anyhow::Result<Probe> {
+pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {
     let mut report = DiskReport {
         path: dev.path().display().to_string(),
         size_bytes: dev.size(),
@@ -135,6 +152,7 @@ pub fn probe(dev: &BlockDevice) -> anyhow::Result<Probe> {
             report,
             gpt: None,
             layout: None,
+            archives: Vec::new(),
         });
     }
     report.table = table_kind(&dev.read_vec(0, 512)?);
@@ -149,6 +167,7 @@ pub fn probe(dev: &BlockDevice) -> anyhow::Result<Probe> {
             report,
             gpt: Some(disk_gpt),
             layout: None,
+            archives: Vec::new(),
         });
     };
     report.table = TableKind::Gpt;
@@ -161,16 +180,18 @@ pub fn probe(dev: &BlockDevice) -> anyhow::Result<Probe> {
                 report,
                 gpt: Some(disk_gpt),
                 layout: None,
+                archives: Vec::new(),
             });
         }
     };
-    let banks = read_banks(dev, &layout, &facts);
+    let mut banks = read_banks(dev, &layout, &facts);
     if !banks.iter().any(|b| b.boot_cfg.is_some()) {
         report.not_esxi = Some("no bootbank holds a readable boot.cfg".into());
         return Ok(Probe {
             report,
             gpt: Some(disk_gpt),
             layout: None,
+            archives: Vec::new(),
         });
     }
     let build = banks
@@ -181,6 +202,19 @@ pub fn probe(dev: &BlockDevice) -> anyhow::Result<Probe> {
         .map(|c| c.build.clone())
         .filter(|b| !b.is_empty());
     report.problems = gpt_problems(&disk_gpt, &layout);
+    let mut archives = Vec::new();
+    for bank in banks.iter_mut() {
+        if bank.boot_cfg.is_none() {
+            archives.push(None);
+            continue;
+        }
+        let loaded = bank_config::read_bank_config(dev, bank.first_lba, ctx);
+        report
+            .problems
+            .extend(config_problems(bank.slot, &loaded.report, &ctx.policy));
+        bank.config = Some(loaded.report);
+        archives.push(loaded.archive);
+    }
     report.esxi = Some(EsxiDisk {
         generation: layout.generation,
         media: layout.media,
@@ -192,7 +226,28 @@ pub fn probe(dev: &BlockDevice) -> anyhow::Result<Probe> {
         report,
         gpt: Some(disk_gpt),
         layout: Some(layout),
+        archives,
     })
+}
+
+fn config_problems(slot: u32, config: &ConfigReport, policy: &Policy) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let owners: Vec<String> = config
+        .flips()
+        .map(|o| format!("/device/{}/owner ({})", o.owner.key_addr, o.decision.reason))
+        .collect();
+    if !owners.is_empty() {
+        out.push(Problem::PassthruOnEsxiDevice { slot, owners });
+    }
+    if *policy != Policy::None && config.state_tgz_bytes.is_some() {
+        if let Some(reason) = &config.unreadable {
+            out.push(Problem::ConfigUnreadable {
+                slot,
+                reason: reason.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn table_kind(mbr: &[u8]) -> TableKind {
@@ -253,6 +308,7 @@ fn read_banks(dev: &BlockDevice, layout: &Layout, facts: &[PartFacts]) -> Vec<Ba
                 boot_cfg,
                 active: false,
                 error,
+                config: None,
             }
         })
         .collect();

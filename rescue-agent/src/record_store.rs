@@ -167,7 +167,7 @@ pub fn find_latest(
         stored.bank.first_lba,
         stored.bank.sectors,
         &stored.name,
-        256 << 20,
+        1 << 30,
     )?
     .context("undo record vanished while reading")?;
     let record = Record::from_tar(&data)

@@ -6,9 +6,12 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::apply::bank_locations;
+use crate::apply::{bank_locations, replace_file};
+use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
 use crate::blockdev::BlockDevice;
+use crate::fat_replace;
 use crate::plan::sha256_hex;
+use crate::plan::FileEdit;
 use crate::probe;
 use crate::record_store::{self, Removal};
 use crate::undo_record::Record;
@@ -18,13 +21,14 @@ use crate::Refusal;
 pub struct Undone {
     pub record: String,
     pub restored_writes: usize,
+    pub restored_files: usize,
     pub changes_reverted: Vec<String>,
     /// How the on-disk record was taken out: "exact" or "deleted" (the bank changed since).
     pub record_removal: Option<String>,
 }
 
 pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
-    let probe = probe::probe(dev)?;
+    let probe = probe::probe(dev, &PolicyContext::default())?;
     let banks = bank_locations(&probe);
     let (record, stored, label) = match from {
         Some(path) => {
@@ -74,8 +78,39 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
             )));
         }
     }
-    if already == m.writes.len() && !m.writes.is_empty() {
+    let ss = u64::from(dev.sector_size());
+    for f in &m.files {
+        let now = fat_replace::read_root_file(dev, f.first_lba * ss, &f.name, STATE_TGZ_LIMIT)?
+            .map(|d| sha256_hex(&d));
+        if now.as_deref() == Some(f.sha256_before.as_str()) {
+            already += 1;
+        } else if now.as_deref() != Some(f.sha256_after.as_str()) {
+            bail!(Refusal(format!(
+                "bootbank slot {}: {} changed since the repair (ESXi may have saved its configuration since); undo would destroy that change. Nothing written",
+                f.bank_slot, f.name
+            )));
+        }
+    }
+    let total = m.writes.len() + m.files.len();
+    if already == total && total > 0 {
         bail!(Refusal(format!("{label}: already undone")));
+    }
+    // Files first (the reverse of apply), then the partition table.
+    for (f, before) in m.files.iter().zip(&record.file_before).rev() {
+        let edit = FileEdit::new(
+            f.bank_slot,
+            f.first_lba,
+            f.sectors,
+            &f.name,
+            before.clone(),
+            Vec::new(),
+        );
+        let current = fat_replace::read_root_file(dev, f.first_lba * ss, &f.name, STATE_TGZ_LIMIT)?
+            .unwrap_or_default();
+        if sha256_hex(&current) == f.sha256_before {
+            continue;
+        }
+        replace_file(dev, &edit, &current, before)?;
     }
     for (w, before) in m.writes.iter().zip(&record.before) {
         dev.write_at(w.offset, before)
@@ -100,6 +135,7 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
     Ok(Undone {
         record: label,
         restored_writes: m.writes.len(),
+        restored_files: m.files.len(),
         changes_reverted: m.changes.clone(),
         record_removal,
     })

@@ -10,10 +10,10 @@ use std::io::{Read, Write};
 use anyhow::{bail, ensure, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{sha256_hex, SectorWrite, Target};
+use crate::plan::{sha256_hex, FileEdit, SectorWrite, Target};
 
 pub const FORMAT: &str = "esxi-rescue-undo/1";
-const MEMBER_LIMIT: u64 = 64 << 20;
+const MEMBER_LIMIT: u64 = 512 << 20;
 pub const SEAL_LEN: usize = 64;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -21,6 +21,18 @@ pub struct RecordedWrite {
     pub target: Target,
     pub offset: u64,
     pub len: u64,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    pub file: String,
+}
+
+/// A bootbank file the repair replaced; its old content is `file`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub bank_slot: u32,
+    pub first_lba: u64,
+    pub sectors: u64,
+    pub name: String,
     pub sha256_before: String,
     pub sha256_after: String,
     pub file: String,
@@ -37,6 +49,8 @@ pub struct Manifest {
     pub disk_guid: String,
     pub changes: Vec<String>,
     pub writes: Vec<RecordedWrite>,
+    #[serde(default)]
+    pub files: Vec<RecordedFile>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,13 +58,19 @@ pub struct Record {
     pub manifest: Manifest,
     /// Old bytes per write, same order as `manifest.writes`.
     pub before: Vec<Vec<u8>>,
+    /// Old content per replaced file, same order as `manifest.files`.
+    pub file_before: Vec<Vec<u8>>,
     /// FAT metadata of the bank holding this record, before the record was added.
     pub fat_meta: Option<Vec<u8>>,
     pub seal: Option<String>,
 }
 
 impl Record {
-    pub fn from_writes(manifest_base: Manifest, writes: &[SectorWrite]) -> Record {
+    pub fn from_writes(
+        manifest_base: Manifest,
+        writes: &[SectorWrite],
+        edits: &[FileEdit],
+    ) -> Record {
         let mut manifest = manifest_base;
         manifest.writes = writes
             .iter()
@@ -64,9 +84,23 @@ impl Record {
                 file: format!("write-{i}.bin"),
             })
             .collect();
+        manifest.files = edits
+            .iter()
+            .enumerate()
+            .map(|(i, f)| RecordedFile {
+                bank_slot: f.bank_slot,
+                first_lba: f.first_lba,
+                sectors: f.sectors,
+                name: f.name.clone(),
+                sha256_before: f.sha256_before.clone(),
+                sha256_after: f.sha256_after.clone(),
+                file: format!("file-{i}.bin"),
+            })
+            .collect();
         Record {
             manifest,
             before: writes.iter().map(|w| w.before.clone()).collect(),
+            file_before: edits.iter().map(|f| f.before.clone()).collect(),
             fat_meta: None,
             seal: None,
         }
@@ -88,6 +122,9 @@ impl Record {
         add("manifest.json", &serde_json::to_vec_pretty(&self.manifest)?)?;
         for (w, data) in self.manifest.writes.iter().zip(&self.before) {
             add(&w.file, data)?;
+        }
+        for (f, data) in self.manifest.files.iter().zip(&self.file_before) {
+            add(&f.file, data)?;
         }
         if let Some(meta) = &self.fat_meta {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -160,9 +197,23 @@ impl Record {
             );
             before.push(data.clone());
         }
+        let mut file_before = Vec::new();
+        for f in &manifest.files {
+            let (_, data) = files
+                .iter()
+                .find(|(n, _)| *n == f.file)
+                .with_context(|| format!("undo record lacks {}", f.file))?;
+            ensure!(
+                sha256_hex(data) == f.sha256_before,
+                "undo record member {} does not match its manifest",
+                f.file
+            );
+            file_before.push(data.clone());
+        }
         Ok(Record {
             manifest,
             before,
+            file_before,
             fat_meta,
             seal,
         })
@@ -184,6 +235,7 @@ mod tests {
             disk_guid: "G".into(),
             changes: vec!["slot 4 → 5".into()],
             writes: vec![],
+            files: vec![],
         };
         let w = SectorWrite {
             target: Target::PrimaryGptHeader,
@@ -195,7 +247,7 @@ mod tests {
             before: vec![1; 512],
             after: vec![2; 512],
         };
-        Record::from_writes(manifest, &[w])
+        Record::from_writes(manifest, &[w], &[])
     }
 
     #[test]

@@ -136,7 +136,11 @@ fn scenario(generation: Generation, media: Media, ss: u32, damages: &[Damage]) {
     assert!(again.stdout.contains("healthy"), "{}", again.stdout);
 
     let undo = run_ok(&["undo", img_s]);
-    assert!(undo.stdout.contains("byte-exact"), "{}", undo.stdout);
+    assert!(
+        undo.stdout.contains("restored byte-exact"),
+        "{}",
+        undo.stdout
+    );
     assert_eq!(
         hash(&img),
         damaged_hash,

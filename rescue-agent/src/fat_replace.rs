@@ -1,0 +1,275 @@
+//! Replace a root-level file of a FAT16 bootbank so that a power cut at any point leaves either
+//! the complete old file or the complete new one under its name:
+//!
+//! 1. the new content is written complete as a temporary file (data, then FAT, then directory);
+//! 2. one directory-entry update switches the name over: the file's 8.3 entry takes the
+//!    temporary file's first cluster, size and time, and the temporary entries are marked free
+//!    (one sector when they share it, as they do in a bootbank's short root directory);
+//! 3. the old cluster chain is freed in every FAT copy.
+//!
+//! Between steps the volume holds at most lost clusters, never a name pointing at partial data.
+
+use std::io::Write;
+
+use anyhow::{bail, ensure, Context};
+
+use crate::blockdev::BlockDevice;
+use crate::fat_overlay::{self, FatGeometry, Overlay};
+
+const TEMP_NAME: &str = "RSQNEW.TMP";
+const ENTRY: usize = 32;
+const ATTR_LFN: u8 = 0x0F;
+const ATTR_DIR_OR_LABEL: u8 = 0x18;
+const DELETED: u8 = 0xE5;
+
+/// A root directory entry found by its 8.3 name.
+#[derive(Clone, Copy, Debug)]
+struct DirSlot {
+    /// Index of the 8.3 entry in the root directory.
+    index: usize,
+    /// Index of the first LFN entry belonging to it (== index when it has none).
+    first: usize,
+}
+
+/// "state.tgz" → b"STATE   TGZ"; None when the name is not a valid 8.3 name.
+pub fn short_name(name: &str) -> Option<[u8; 11]> {
+    fn valid(s: &str, max: usize) -> bool {
+        s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"$%'-_@~`!(){}^#&".contains(&b))
+    }
+    let upper = name.to_ascii_uppercase();
+    let (base, ext) = upper.split_once('.').unwrap_or((&upper, ""));
+    if base.is_empty() || !valid(base, 8) || !valid(ext, 3) {
+        return None;
+    }
+    let mut out = [b' '; 11];
+    out[..base.len()].copy_from_slice(base.as_bytes());
+    out[8..8 + ext.len()].copy_from_slice(ext.as_bytes());
+    Some(out)
+}
+
+fn find_entry(root: &[u8], short: &[u8; 11]) -> Option<DirSlot> {
+    let mut lfn_start: Option<usize> = None;
+    for (i, e) in root.chunks_exact(ENTRY).enumerate() {
+        match e[0] {
+            0 => return None,
+            DELETED => lfn_start = None,
+            _ if e[11] == ATTR_LFN => {
+                lfn_start.get_or_insert(i);
+            }
+            _ => {
+                if e[11] & ATTR_DIR_OR_LABEL == 0 && e[..11] == short[..] {
+                    return Some(DirSlot {
+                        index: i,
+                        first: lfn_start.unwrap_or(i),
+                    });
+                }
+                lfn_start = None;
+            }
+        }
+    }
+    None
+}
+
+fn first_cluster(entry: &[u8]) -> u16 {
+    u16::from_le_bytes([entry[26], entry[27]])
+}
+fn file_size(entry: &[u8]) -> u32 {
+    u32::from_le_bytes(entry[28..32].try_into().expect("4 bytes"))
+}
+
+/// The clusters of a FAT16 chain, in order; a loop, a free or reserved link, or a chain longer
+/// than the volume is an error (a bootbank with a looped chain must not hang the rescue).
+fn chain(fat: &[u8], start: u16, clusters: usize) -> anyhow::Result<Vec<u16>> {
+    let mut out = Vec::new();
+    let mut seen = vec![false; clusters + 2];
+    let mut c = start;
+    if c == 0 {
+        return Ok(out); // empty file
+    }
+    loop {
+        let i = usize::from(c);
+        ensure!(i >= 2 && i < clusters + 2, "cluster {c} outside the volume");
+        ensure!(!seen[i], "cluster chain loops at cluster {c}");
+        seen[i] = true;
+        out.push(c);
+        let next = u16::from_le_bytes([fat[i * 2], fat[i * 2 + 1]]);
+        match next {
+            0xFFF8..=0xFFFF => return Ok(out),
+            0 | 1 | 0xFFF7 => bail!("cluster chain broken at cluster {c} (link {next:#06x})"),
+            n => c = n,
+        }
+    }
+}
+
+/// Read a root-level file by walking its chain ourselves (bounded), for verification.
+pub fn read_root_file(
+    dev: &BlockDevice,
+    part_offset: u64,
+    name: &str,
+    limit: u64,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let geo = FatGeometry::read(dev, part_offset)?;
+    let short = short_name(name).with_context(|| format!("{name} is not an 8.3 name"))?;
+    let root = dev.read_vec(
+        part_offset + geo.root_start,
+        (geo.data_start - geo.root_start) as usize,
+    )?;
+    let Some(slot) = find_entry(&root, &short) else {
+        return Ok(None);
+    };
+    let entry = &root[slot.index * ENTRY..(slot.index + 1) * ENTRY];
+    let fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
+    let clusters = cluster_count(&geo, fat.len());
+    let size = u64::from(file_size(entry));
+    ensure!(
+        size <= limit,
+        "{name} is {size} bytes, over the {limit}-byte limit"
+    );
+    let list = chain(&fat, first_cluster(entry), clusters)?;
+    ensure!(
+        list.len() as u64 * geo.cluster_bytes >= size,
+        "{name}: {size} bytes but only {} clusters",
+        list.len()
+    );
+    let mut data = Vec::with_capacity(size as usize);
+    for c in list {
+        let at = geo.data_start + (u64::from(c) - 2) * geo.cluster_bytes;
+        let take = (size - data.len() as u64).min(geo.cluster_bytes) as usize;
+        if take == 0 {
+            break;
+        }
+        data.extend(dev.read_vec(part_offset + at, take)?);
+    }
+    Ok(Some(data))
+}
+
+fn cluster_count(geo: &FatGeometry, fat_len: usize) -> usize {
+    let by_size = (geo.total_bytes.saturating_sub(geo.data_start) / geo.cluster_bytes) as usize;
+    by_size.min(fat_len / 2 - 2)
+}
+
+/// Replace `name` (which must exist) in the FAT16 volume at `part_offset` with `content`.
+pub fn replace_root_file(
+    dev: &BlockDevice,
+    part_offset: u64,
+    part_len: u64,
+    name: &str,
+    content: &[u8],
+) -> anyhow::Result<()> {
+    let geo = FatGeometry::read(dev, part_offset)?;
+    let short = short_name(name).with_context(|| format!("{name} is not an 8.3 name"))?;
+    let temp_short = short_name(TEMP_NAME).expect("valid 8.3 name");
+    let root_len = (geo.data_start - geo.root_start) as usize;
+    let root = dev.read_vec(part_offset + geo.root_start, root_len)?;
+    let target = find_entry(&root, &short).with_context(|| format!("no {name} in the bootbank"))?;
+    let fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
+    let clusters = cluster_count(&geo, fat.len());
+    let old_entry = &root[target.index * ENTRY..(target.index + 1) * ENTRY];
+    let old_chain = chain(&fat, first_cluster(old_entry), clusters)
+        .with_context(|| format!("{name} in the bootbank"))?;
+
+    // 1. The complete new file under the temporary name (a stale one from a cut run goes first).
+    let clock = fat_overlay::clock_now();
+    let mut overlay = Overlay::new(dev, part_offset, part_len);
+    {
+        let fs =
+            fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
+        let root_dir = fs.root_dir();
+        if find_entry(&root, &temp_short).is_some() {
+            root_dir.remove(TEMP_NAME)?;
+        }
+        let stats = fs.stats()?;
+        let free = u64::from(stats.free_clusters()) * u64::from(stats.cluster_size());
+        ensure!(
+            free >= content.len() as u64,
+            "the bootbank has {free} bytes free; the new {name} needs {}",
+            content.len()
+        );
+        let mut f = root_dir.create_file(TEMP_NAME)?;
+        f.write_all(content)?;
+        f.flush()?;
+        drop(f);
+        drop(root_dir);
+        fs.unmount()?;
+    }
+    let staged = overlay.into_changes()?;
+    fat_overlay::commit(dev, part_offset, &geo, &staged)?;
+
+    // 2. The switch: one directory-entry update.
+    let mut root = dev.read_vec(part_offset + geo.root_start, root_len)?;
+    let temp = find_entry(&root, &temp_short).context("the temporary file vanished")?;
+    let target = find_entry(&root, &short).with_context(|| format!("{name} vanished"))?;
+    let temp_entry: [u8; ENTRY] = root[temp.index * ENTRY..(temp.index + 1) * ENTRY]
+        .try_into()
+        .expect("32 bytes");
+    let t = target.index * ENTRY;
+    root[t + 20..t + 22].copy_from_slice(&temp_entry[20..22]); // high cluster word (0 on FAT16)
+    root[t + 22..t + 26].copy_from_slice(&temp_entry[22..26]); // write time and date
+    root[t + 26..t + 32].copy_from_slice(&temp_entry[26..32]); // first cluster and size
+    for i in temp.first..=temp.index {
+        root[i * ENTRY] = DELETED;
+    }
+    let ss = geo.bytes_per_sector as usize;
+    let target_sector = t / ss;
+    let mut sectors: Vec<usize> = vec![target_sector];
+    for i in temp.first..=temp.index {
+        let s = i * ENTRY / ss;
+        if !sectors.contains(&s) {
+            sectors.push(s);
+        }
+    }
+    // The name's sector first: if the temporary entries live elsewhere, a cut in between leaves
+    // two names on one complete chain, never a name on a partial one.
+    for s in sectors {
+        dev.write_at(
+            part_offset + geo.root_start + (s * ss) as u64,
+            &root[s * ss..(s + 1) * ss],
+        )?;
+        dev.flush()?;
+    }
+
+    // 3. Free the old chain in every FAT copy.
+    let mut fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
+    let before = fat.clone();
+    for c in &old_chain {
+        let i = usize::from(*c) * 2;
+        fat[i..i + 2].copy_from_slice(&[0, 0]);
+    }
+    for copy in 0..geo.fats {
+        let base = part_offset + geo.fat_start + copy * geo.fat_bytes;
+        for (n, (new, old)) in fat.chunks(ss).zip(before.chunks(ss)).enumerate() {
+            if new != old {
+                dev.write_at(base + (n * ss) as u64, new)?;
+            }
+        }
+    }
+    dev.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names() {
+        assert_eq!(&short_name("state.tgz").unwrap(), b"STATE   TGZ");
+        assert_eq!(&short_name("boot.cfg").unwrap(), b"BOOT    CFG");
+        assert_eq!(&short_name("RSQNEW.TMP").unwrap(), b"RSQNEW  TMP");
+        assert!(short_name("local.tgz.ve").is_none());
+        assert!(short_name("toolongname.tgz").is_none());
+    }
+
+    #[test]
+    fn looped_chain_is_an_error() {
+        let mut fat = vec![0u8; 64];
+        fat[4..6].copy_from_slice(&3u16.to_le_bytes()); // 2 -> 3
+        fat[6..8].copy_from_slice(&2u16.to_le_bytes()); // 3 -> 2
+        let e = chain(&fat, 2, 30).unwrap_err();
+        assert!(e.to_string().contains("loops"), "{e}");
+        fat[6..8].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        assert_eq!(chain(&fat, 2, 30).unwrap(), vec![2, 3]);
+    }
+}

@@ -1,0 +1,339 @@
+//! PID 1: the agent as `/init` of a minimal initramfs (no shell, no udev).
+//!
+//! [`boot`] runs the whole life of the machine: pseudo filesystems → consoles → panic hook →
+//! kernel arguments → driver coldplug → disk settling → the repair (`run`, supplied by the
+//! caller) → the finish the kernel arguments ask for. Each building block takes its roots as
+//! parameters so it is tested on fake trees without being PID 1.
+
+pub mod coldplug;
+pub mod console;
+pub mod efivars;
+pub mod kargs;
+pub mod mounts;
+pub mod panic;
+pub mod power;
+pub mod settle;
+pub mod sysfs;
+
+#[cfg(test)]
+mod testutil;
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use console::Consoles;
+pub use kargs::{After, KernelArgs, LogLevel, Mode};
+
+/// What the repair pipeline reports back to [`boot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Something was written (and verified): the machine should restart into ESXi.
+    pub repaired: bool,
+    /// One or two short lines for the consoles.
+    pub summary: String,
+}
+
+/// What [`boot`] found before calling `run`, for the report (see [`facts`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct BootFacts {
+    pub kernel_release: String,
+    pub args: KernelArgs,
+    pub mounts: mounts::MountReport,
+    pub coldplug: coldplug::ColdplugReport,
+    pub settle: settle::SettleReport,
+    /// From the start of init to the call of `run`.
+    pub boot_ms: u64,
+}
+
+static FACTS: OnceLock<BootFacts> = OnceLock::new();
+
+/// The boot facts, once [`boot`] has got as far as calling `run` (None otherwise, e.g. the CLI).
+pub fn facts() -> Option<&'static BootFacts> {
+    FACTS.get()
+}
+
+/// Seconds of warning before a reboot or power-off.
+pub const COUNTDOWN_SECS: u64 = 10;
+
+/// Whether this process is the system's init: PID 1, or started as `…/init`.
+pub fn is_init() -> bool {
+    nix::unistd::getpid().as_raw() == 1
+        || std::env::args_os()
+            .next()
+            .is_some_and(|a| a.to_string_lossy().ends_with("/init"))
+}
+
+/// The finish for an outcome: `rescue.mode=shell` → shell; repaired → `rescue.after`; nothing
+/// repaired → `rescue.idle` (default halt: no reboot loop while the rescue medium stays attached).
+pub fn choose_action(args: &KernelArgs, outcome: Option<&Outcome>) -> After {
+    match outcome {
+        _ if args.mode == Mode::Shell => After::Shell,
+        Some(o) if o.repaired => args.after,
+        _ => args.idle,
+    }
+}
+
+/// `[  1.234 s] text`
+fn stamp(t0: Instant, text: &str) -> String {
+    let e = t0.elapsed();
+    format!("[{:3}.{:03} s] {text}", e.as_secs(), e.subsec_millis())
+}
+
+/// The drivers line: "drivers: 14 modules in 3 passes, 412 ms; failed: crct10dif_pclmul (ENODEV: …)".
+pub fn coldplug_summary(r: &coldplug::ColdplugReport) -> String {
+    if let Some(e) = &r.index_error {
+        return format!("drivers: none loaded ({e})");
+    }
+    let ok = r.loads.iter().filter(|l| l.error.is_none()).count();
+    let mut s = format!(
+        "drivers: {ok} modules in {} passes, {} ms",
+        r.passes, r.elapsed_ms
+    );
+    let failed: Vec<String> = r
+        .failures()
+        .map(|l| format!("{} ({})", l.module, l.error.as_deref().unwrap_or("")))
+        .collect();
+    if !failed.is_empty() {
+        s.push_str(&format!("; failed: {}", failed.join(", ")));
+    }
+    if r.deadline_hit {
+        s.push_str("; stopped by rescue.wait");
+    }
+    s
+}
+
+/// The disks line: "disks: sda (0000:03:00.0 megaraid_sas), nvme0n1 (0000:00:04.0 nvme); no disk
+/// behind 0000:00:1f.2 (ahci)".
+pub fn settle_summary(r: &settle::SettleReport) -> String {
+    let mut parts = Vec::new();
+    for c in &r.controllers {
+        for d in &c.disks {
+            parts.push(format!("{d} ({} {})", c.id, c.driver));
+        }
+    }
+    let mut s = format!(
+        "disks after {} ms: {}",
+        r.elapsed_ms,
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    );
+    let empty: Vec<String> = r
+        .controllers
+        .iter()
+        .filter(|c| c.disks.is_empty())
+        .map(|c| format!("{} ({})", c.id, c.driver))
+        .collect();
+    if !empty.is_empty() {
+        s.push_str(&format!("; no disk behind {}", empty.join(", ")));
+    }
+    if r.timed_out {
+        s.push_str("; gave up waiting (rescue.wait)");
+    }
+    s
+}
+
+/// Runs the machine as PID 1 and never returns: mounts, consoles, panic hook, kernel arguments,
+/// drivers, disks, then `run` (skipped under `rescue.mode=shell`), then the finish.
+pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
+    let t0 = Instant::now();
+    let root = Path::new("/");
+    let mount_report = mounts::mount_all(root);
+    let _ = mounts::stdio_to_console(Path::new("/dev/console"));
+    let consoles = Consoles::discover(Path::new("/proc"), Path::new("/dev"));
+    panic::install_panic_hook(consoles.clone());
+    let say = |text: &str| consoles.say(&stamp(t0, text));
+
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    say(&format!(
+        "rescue-agent {} as init, Linux {release}",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let mut mounted = format!("mounted: {}", mount_report.mounted.join(" "));
+    if !mount_report.already.is_empty() {
+        mounted.push_str(&format!("; already: {}", mount_report.already.join(" ")));
+    }
+    say(&mounted);
+    for (target, e) in &mount_report.failed {
+        say(&format!("mount {target} failed: {e}"));
+    }
+
+    let args = KernelArgs::from_proc(Path::new("/proc")).unwrap_or_else(|e| {
+        let mut a = KernelArgs::default();
+        a.errors.push(format!("/proc/cmdline: {e}; using defaults"));
+        a
+    });
+    let level = match args.log {
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+    };
+    console::ConsoleLogger::install(consoles.clone(), level);
+    for u in &args.unknown {
+        say(&format!("unknown kernel argument ignored: {u}"));
+    }
+    for e in &args.errors {
+        say(&format!("bad kernel argument, default kept: {e}"));
+    }
+
+    // Drivers and disks share one budget: rescue.wait.
+    let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
+    let modules_dir = Path::new("/lib/modules").join(&release);
+    let sys = Path::new("/sys");
+    let mut loader = coldplug::KernelLoader;
+    let mut cp = coldplug::Coldplug::new(sys, &modules_dir);
+    coldplug::run_passes(&mut cp, &mut loader, deadline);
+    say(&coldplug_summary(&cp.report));
+    for l in cp.report.loads.iter() {
+        log::debug!(
+            "module {} pass {} {} ms {:?}",
+            l.module,
+            l.pass,
+            l.ms,
+            l.error
+        );
+    }
+
+    let cfg =
+        settle::SettleConfig::with_timeout(deadline.saturating_duration_since(Instant::now()));
+    let loads_before = cp.report.loads.len();
+    let settled = settle::settle(sys, cfg, &mut settle::RealClock::default(), &mut || {
+        cp.pass(&mut loader) > 0
+    });
+    if cp.report.loads.len() > loads_before {
+        say(&format!("late {}", coldplug_summary(&cp.report)));
+    }
+    say(&settle_summary(&settled));
+
+    let _ = FACTS.set(BootFacts {
+        kernel_release: release,
+        args: args.clone(),
+        mounts: mount_report,
+        coldplug: cp.report.clone(),
+        settle: settled,
+        boot_ms: t0.elapsed().as_millis() as u64,
+    });
+
+    let outcome = if args.mode == Mode::Shell {
+        say("rescue.mode=shell: no scan, no repair");
+        None
+    } else {
+        let o = run(&args, &consoles);
+        say(&format!(
+            "{}: {}",
+            if o.repaired {
+                "repaired"
+            } else {
+                "nothing repaired"
+            },
+            o.summary
+        ));
+        Some(o)
+    };
+    let action = choose_action(&args, outcome.as_ref());
+    match action {
+        After::Reboot | After::Poweroff => {
+            consoles.countdown(COUNTDOWN_SECS, power::describe(action))
+        }
+        After::Halt => say("halting; the machine stays here (power it off or reset it)"),
+        After::Shell => say("starting /bin/sh"),
+    }
+    power::finish(action, &consoles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_choice() {
+        let repaired = Outcome {
+            repaired: true,
+            summary: String::new(),
+        };
+        let idle = Outcome {
+            repaired: false,
+            summary: String::new(),
+        };
+        let mut a = KernelArgs::default();
+        assert_eq!(choose_action(&a, Some(&repaired)), After::Reboot);
+        assert_eq!(choose_action(&a, Some(&idle)), After::Halt);
+        assert_eq!(choose_action(&a, None), After::Halt);
+        a.after = After::Poweroff;
+        a.idle = After::Shell;
+        assert_eq!(choose_action(&a, Some(&repaired)), After::Poweroff);
+        assert_eq!(choose_action(&a, Some(&idle)), After::Shell);
+        a.mode = Mode::Shell;
+        assert_eq!(choose_action(&a, Some(&repaired)), After::Shell);
+    }
+
+    #[test]
+    fn not_init_under_test() {
+        assert!(!is_init());
+        assert!(facts().is_none());
+    }
+
+    #[test]
+    fn summaries() {
+        let r = coldplug::ColdplugReport {
+            loads: vec![
+                coldplug::ModuleLoad {
+                    module: "ahci".into(),
+                    pass: 1,
+                    ms: 3,
+                    error: None,
+                    modalias: String::new(),
+                },
+                coldplug::ModuleLoad {
+                    module: "crct10dif_pclmul".into(),
+                    pass: 1,
+                    ms: 1,
+                    error: Some("ENODEV: No such device".into()),
+                    modalias: String::new(),
+                },
+            ],
+            passes: 3,
+            elapsed_ms: 412,
+            ..Default::default()
+        };
+        assert_eq!(
+            coldplug_summary(&r),
+            "drivers: 1 modules in 3 passes, 412 ms; failed: crct10dif_pclmul (ENODEV: No such device)"
+        );
+        let s = settle::SettleReport {
+            controllers: vec![
+                settle::Controller {
+                    id: "0000:03:00.0".into(),
+                    kind: "pci 0x010400".into(),
+                    driver: "megaraid_sas".into(),
+                    disks: vec!["sda".into()],
+                    path: Default::default(),
+                },
+                settle::Controller {
+                    id: "0000:00:1f.2".into(),
+                    kind: "pci 0x010601".into(),
+                    driver: "ahci".into(),
+                    disks: vec![],
+                    path: Default::default(),
+                },
+            ],
+            disks: vec!["sda".into()],
+            empty_controllers: vec!["0000:00:1f.2".into()],
+            elapsed_ms: 30000,
+            timed_out: true,
+            polls: 600,
+        };
+        assert_eq!(
+            settle_summary(&s),
+            "disks after 30000 ms: sda (0000:03:00.0 megaraid_sas); no disk behind 0000:00:1f.2 \
+             (ahci); gave up waiting (rescue.wait)"
+        );
+        assert!(stamp(Instant::now(), "x").starts_with("[  0.0"));
+    }
+}

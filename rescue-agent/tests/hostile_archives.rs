@@ -1,0 +1,235 @@
+//! Hostile or broken state.tgz files in a bootbank: refused with one line, nothing written.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::*;
+use esxi_fixtures::{
+    BankSpec, ConfigFlavor, ConfigSpec, Fixture, Generation, Media, OwnerSpec, Spec,
+};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+const CONF: &[u8] = b"/adv/Misc/HostName = \"esx01\"\n/device/000:022:00.0/owner = \"passthru\"\n";
+
+/// A tar member with any name and type, bypassing the tar crate's path checks.
+fn member(name: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            gnu.linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+    }
+    h.set_entry_type(kind);
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+fn tar_of(members: &[Vec<u8>]) -> Vec<u8> {
+    let mut t: Vec<u8> = members.concat();
+    t.extend_from_slice(&[0u8; 1024]);
+    t
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn state_with_local(local_members: &[Vec<u8>]) -> Vec<u8> {
+    let local = gz(&tar_of(local_members));
+    gz(&tar_of(&[member(
+        "local.tgz",
+        tar::EntryType::Regular,
+        &local,
+        None,
+    )]))
+}
+
+fn esxi_with_passthru(dir: &Path) -> Fixture {
+    let cfg = ConfigSpec {
+        flavor: ConfigFlavor::Plain,
+        owners: vec![OwnerSpec::new("000:022:00.0", "passthru", None)],
+        hostname: "esx01".into(),
+    };
+    let spec = Spec::new(Generation::Esxi5, Media::Disk, 512).with_banks(
+        BankSpec::active("5.5.0-1331820", Some(cfg)),
+        BankSpec::alternate_empty("5.5.0-1331820"),
+    );
+    build_at(dir, "h.img", &spec)
+}
+
+fn put_state(f: &Fixture, dir: &Path, bytes: &[u8]) {
+    let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap();
+    let file = dir.join("state.tgz");
+    std::fs::write(&file, bytes).unwrap();
+    let st = std::process::Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(format!("{}@@{}", f.path.display(), bank.first_lba * 512))
+        .arg(&file)
+        .arg("::state.tgz")
+        .status()
+        .unwrap();
+    assert!(st.success(), "mcopy");
+}
+
+fn refused(case: &str, state: Vec<u8>, expect_in_message: &str) {
+    let dir = tmpdir();
+    let f = esxi_with_passthru(dir.path());
+    put_state(&f, dir.path(), &state);
+    let before = hash(&f.path);
+    let r = run(&[
+        "repair",
+        "--controller",
+        "0000:16:00.0",
+        f.path.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{case}: {}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stderr.trim_end().lines().count(),
+        1,
+        "{case}: not one line: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .to_lowercase()
+            .contains(&expect_in_message.to_lowercase()),
+        "{case}: {}",
+        r.stderr
+    );
+    assert_eq!(hash(&f.path), before, "{case}: the image changed");
+}
+
+#[test]
+fn sane_handmade_archive_is_repaired() {
+    // The control: the same construction without anything hostile is accepted and repaired.
+    let dir = tmpdir();
+    let f = esxi_with_passthru(dir.path());
+    put_state(
+        &f,
+        dir.path(),
+        &state_with_local(&[member(
+            "etc/vmware/esx.conf",
+            tar::EntryType::Regular,
+            CONF,
+            None,
+        )]),
+    );
+    run_ok(&[
+        "repair",
+        "--controller",
+        "0000:16:00.0",
+        f.path.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn traversal_member_is_refused() {
+    refused(
+        "traversal",
+        state_with_local(&[
+            member("etc/vmware/esx.conf", tar::EntryType::Regular, CONF, None),
+            member(
+                "../etc/passwd",
+                tar::EntryType::Regular,
+                b"root::0:0::/:/bin/sh\n",
+                None,
+            ),
+        ]),
+        "..",
+    );
+}
+
+#[test]
+fn absolute_member_is_refused() {
+    refused(
+        "absolute",
+        state_with_local(&[member(
+            "/etc/vmware/esx.conf",
+            tar::EntryType::Regular,
+            CONF,
+            None,
+        )]),
+        "/etc/vmware/esx.conf",
+    );
+}
+
+#[test]
+fn symlink_member_is_refused() {
+    refused(
+        "symlink",
+        state_with_local(&[
+            member("etc/vmware/esx.conf", tar::EntryType::Regular, CONF, None),
+            member(
+                "etc/shadow",
+                tar::EntryType::Symlink,
+                b"",
+                Some("/etc/passwd"),
+            ),
+        ]),
+        "etc/shadow",
+    );
+}
+
+#[test]
+fn gzip_bomb_is_refused() {
+    // 1.5 GiB of zeros as local.tgz's tar: over the 1 GiB decompression limit.
+    let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    enc.write_all(&member(
+        "etc/vmware/esx.conf",
+        tar::EntryType::Regular,
+        CONF,
+        None,
+    ))
+    .unwrap();
+    for _ in 0..1536 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let local = enc.finish().unwrap();
+    let state = gz(&tar_of(&[member(
+        "local.tgz",
+        tar::EntryType::Regular,
+        &local,
+        None,
+    )]));
+    refused("bomb", state, "limit");
+}
+
+#[test]
+fn truncated_gzip_is_refused() {
+    let good = state_with_local(&[member(
+        "etc/vmware/esx.conf",
+        tar::EntryType::Regular,
+        CONF,
+        None,
+    )]);
+    refused("truncated", good[..good.len() / 2].to_vec(), "state.tgz");
+}
+
+#[test]
+fn bad_gzip_crc_is_refused() {
+    let mut bad = state_with_local(&[member(
+        "etc/vmware/esx.conf",
+        tar::EntryType::Regular,
+        CONF,
+        None,
+    )]);
+    let n = bad.len();
+    bad[n - 8] ^= 0xFF; // CRC32 of the trailer
+    refused("bad crc", bad, "crc");
+}
