@@ -6,7 +6,7 @@
 #   CACHE/kernel-version           e.g. 6.1.0-37-amd64
 # Usage: scripts/fetch-debian.sh [CACHE_DIR]   (default out/cache). Prints the kernel version.
 # Idempotent, and offline once the cache is complete: apt is only consulted when a package is
-# missing from the cache.
+# missing from the cache. To move to a newer kernel, delete CACHE/packages.txt and run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${1:-out/cache}
@@ -16,7 +16,7 @@ CACHE=$(cd "$CACHE" && pwd)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 # Host tools the image builder and its tests need (installed the way scripts/setup.sh does).
-HOST_PACKAGES=(kmod xz-utils cpio qemu-system-x86 ovmf seabios)
+HOST_PACKAGES=(kmod xz-utils cpio qemu-system-x86 ovmf seabios ipxe-qemu xorriso mtools gdisk grub-common)
 missing=()
 for p in "${HOST_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,7 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-BOOT_PACKAGES=(shim-signed grub-efi-amd64-signed grub-efi-amd64-bin grub-pc-bin busybox-static)
+# shim-helpers-amd64-signed: MokManager (mmx64.efi.signed), which shim starts on a pending MOK change.
+BOOT_PACKAGES=(shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed grub-efi-amd64-bin grub-pc-bin busybox-static)
 
 # True when the cache holds every package named in packages.txt, downloaded and extracted.
 cache_complete() {

@@ -12,7 +12,8 @@
 #                        the function is 0000:00:NN.0). CTRL is one of: megasas megasas-gen2
 #                        lsi53c895a ich9-ahci nvme virtio-blk virtio-scsi qemu-xhci (usb-storage)
 #                        usb-uas (qemu-xhci + uas) usb-ehci (ehci + usb-storage)
-# Exit code: QEMU's (0 when the guest rebooted or powered off: -no-reboot), 124 on timeout.
+# Exit code: QEMU's (0 when the guest rebooted or powered off: -no-reboot; a kernel panic with
+# panic=-1 also reboots, so read the verdict from the log), 124 on timeout.
 # KVM is never used: on this machine kind /dev/kvm exists but cannot run guests.
 set -euo pipefail
 
@@ -76,5 +77,7 @@ echo "qemu.sh: serial log $log" >&2
 rc=0
 timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 "${args[@]}" "${extra[@]}" </dev/null || rc=$?
 [ "$rc" -ne 124 ] || echo "qemu.sh: timed out after ${timeout_s}s" >&2
+# With panic=-1 and -no-reboot a kernel panic also ends QEMU with 0: say so.
+! grep -aq 'Kernel panic' "$log" || echo "qemu.sh: the guest kernel panicked (see the log)" >&2
 echo "$log"
 exit "$rc"

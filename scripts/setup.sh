@@ -3,7 +3,7 @@
 # Safe to run again; does nothing when everything is present.
 set -euo pipefail
 
-APT_PACKAGES=(gdisk dosfstools mtools musl-tools xxd python3-cryptography)
+APT_PACKAGES=(gdisk dosfstools mtools musl-tools xxd python3-cryptography kmod xz-utils cpio qemu-system-x86 ovmf seabios ipxe-qemu xorriso grub-pc-bin grub-efi-amd64-bin)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

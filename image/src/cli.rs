@@ -1,4 +1,4 @@
-//! Command line: `rescue-image initramfs ...` and `rescue-image kernel ...`.
+//! Command line: `rescue-image initramfs ...`, `kernel ...`, `build ...` and `customize ...`.
 
 use crate::compress::Compression;
 use crate::initramfs::{self, sha256_hex, Report};
@@ -49,6 +49,27 @@ enum Command {
         kernel_root: PathBuf,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Build the boot media: esxi-rescue.iso, esxi-rescue-usb.img, pxe/ and manifest.json.
+    Build {
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// scripts/fetch-debian.sh's cache (default: OUT/cache).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// The initramfs (default: OUT/initrd.img).
+        #[arg(long)]
+        initrd: Option<PathBuf>,
+        /// Default kernel arguments (change them later with `customize`).
+        #[arg(long, default_value = crate::grub_cfg::DEFAULT_KARGS)]
+        kargs: String,
+    },
+    /// Change the default kernel arguments of a built ISO or USB image in place.
+    Customize {
+        image: PathBuf,
+        /// The new arguments; without them, print the current ones.
+        #[arg(long, allow_hyphen_values = true)]
+        kargs: Option<String>,
     },
 }
 
@@ -102,6 +123,41 @@ fn dispatch(command: Command) -> Result<()> {
                 sha256_hex(&data)
             );
         }
+        Command::Build {
+            out,
+            cache,
+            initrd,
+            kargs,
+        } => {
+            let opts = crate::build::Options {
+                cache: cache.unwrap_or_else(|| out.join("cache")),
+                initrd: initrd.unwrap_or_else(|| out.join("initrd.img")),
+                out,
+                kargs,
+            };
+            let m = crate::build::build(&opts)?;
+            for a in &m.artifacts {
+                println!("{:>10} {} {}", a.bytes, a.sha256, opts.out.join(&a.path).display());
+            }
+            println!(
+                "manifest: {}",
+                opts.out.join(crate::manifest::FILE_NAME).display()
+            );
+        }
+        Command::Customize { image, kargs } => match kargs {
+            None => {
+                for a in crate::customize::scan(&image)? {
+                    println!("byte {}: {}", a.line_offset, a.kargs);
+                }
+            }
+            Some(kargs) => {
+                let c = crate::customize::customize(&image, &kargs)?;
+                for a in &c.before {
+                    println!("byte {}: {:?} -> {kargs:?}", a.line_offset, a.kargs);
+                }
+                println!("{}: {} area(s) rewritten", image.display(), c.before.len());
+            }
+        },
     }
     Ok(())
 }

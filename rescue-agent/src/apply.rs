@@ -21,6 +21,8 @@ pub struct Applied {
     pub backup_on_disk: Option<String>,
     pub backup_file: Option<PathBuf>,
     pub verified: bool,
+    #[serde(skip)]
+    pub record: Option<StoredRecord>,
 }
 
 /// The bootbank partitions of a probed ESXi disk, where records are kept (active bank first).
@@ -136,9 +138,12 @@ pub fn apply(
         );
     }
     Ok(Applied {
-        backup_on_disk: stored.map(|s| format!("bootbank slot {}: {}", s.bank.slot, s.name)),
+        backup_on_disk: stored
+            .as_ref()
+            .map(|s| format!("bootbank slot {}: {}", s.bank.slot, s.name)),
         backup_file,
         verified: true,
+        record: stored,
     })
 }
 

@@ -150,6 +150,14 @@ fn cluster_count(geo: &FatGeometry, fat_len: usize) -> usize {
     by_size.min(fat_len / 2 - 2)
 }
 
+/// Where a replacement stops: all the way, or (to show what a power cut leaves) after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Until {
+    TempWritten,
+    Switched,
+    Done,
+}
+
 /// Replace `name` (which must exist) in the FAT16 volume at `part_offset` with `content`.
 pub fn replace_root_file(
     dev: &BlockDevice,
@@ -157,6 +165,18 @@ pub fn replace_root_file(
     part_len: u64,
     name: &str,
     content: &[u8],
+) -> anyhow::Result<()> {
+    replace_root_file_until(dev, part_offset, part_len, name, content, Until::Done)
+}
+
+/// As `replace_root_file`, stopping after the given step.
+pub fn replace_root_file_until(
+    dev: &BlockDevice,
+    part_offset: u64,
+    part_len: u64,
+    name: &str,
+    content: &[u8],
+    until: Until,
 ) -> anyhow::Result<()> {
     let geo = FatGeometry::read(dev, part_offset)?;
     let short = short_name(name).with_context(|| format!("{name} is not an 8.3 name"))?;
@@ -196,6 +216,9 @@ pub fn replace_root_file(
     }
     let staged = overlay.into_changes()?;
     fat_overlay::commit(dev, part_offset, &geo, &staged)?;
+    if until == Until::TempWritten {
+        return Ok(());
+    }
 
     // 2. The switch: one directory-entry update.
     let mut root = dev.read_vec(part_offset + geo.root_start, root_len)?;
@@ -228,6 +251,10 @@ pub fn replace_root_file(
             &root[s * ss..(s + 1) * ss],
         )?;
         dev.flush()?;
+    }
+
+    if until == Until::Switched {
+        return Ok(());
     }
 
     // 3. Free the old chain in every FAT copy.

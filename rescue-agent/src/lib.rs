@@ -16,13 +16,16 @@ pub mod fat_overlay;
 pub mod fat_replace;
 pub mod gpt;
 pub mod gpt_repair;
+pub mod init;
 pub mod layout;
+pub mod modindex;
 pub mod passthru_policy;
 pub mod plan;
 pub mod probe;
 pub mod record_store;
 pub mod state_archive;
 pub mod sysblock;
+pub mod unattended;
 pub mod undo;
 pub mod undo_record;
 

@@ -246,3 +246,31 @@ fn restore_snapshot(
     dev.flush()?;
     Ok(())
 }
+
+/// Write the JSON report beside its undo record (`RSQnnnnn.JSN`), crash-safe like the record.
+pub fn save_report(
+    dev: &BlockDevice,
+    stored: &StoredRecord,
+    json: &[u8],
+) -> anyhow::Result<String> {
+    let bank = &stored.bank;
+    let part = bank.offset(dev);
+    let geo = FatGeometry::read(dev, part)?;
+    let name = stored.name.replace(".TAR", ".JSN");
+    let mut overlay = Overlay::new(dev, part, bank.len(dev));
+    {
+        let fs = fatfs::FileSystem::new(
+            &mut overlay,
+            fatfs::FsOptions::new().time_provider(fat_overlay::clock_now()),
+        )?;
+        let mut file = fs.root_dir().create_file(&name)?;
+        file.truncate()?;
+        file.write_all(json)?;
+        file.flush()?;
+        drop(file);
+        fs.unmount()?;
+    }
+    let changes = overlay.into_changes()?;
+    fat_overlay::commit(dev, part, &geo, &changes)?;
+    Ok(name)
+}

@@ -71,7 +71,7 @@ pub struct ModuleLoad {
 pub struct ColdplugReport {
     /// Every load attempt, in order.
     pub loads: Vec<ModuleLoad>,
-    /// Passes run (including the last, empty one).
+    /// Passes that found new devices (the scans that found none are not counted).
     pub passes: u32,
     /// Devices with a modalias seen so far.
     pub devices: usize,
@@ -128,48 +128,81 @@ impl Coldplug {
     /// One pass: reads the modalias of every device not seen before, loads what they ask for.
     /// Returns the number of modules attempted (0 = nothing new).
     pub fn pass(&mut self, loader: &mut dyn ModuleLoader) -> usize {
-        let Some(index) = &self.index else {
+        let Some(index) = self.index.take() else {
             return 0;
         };
-        self.report.passes += 1;
+        let new = new_modaliases(&self.sysfs_root, &mut self.seen_devices);
+        if !new.is_empty() {
+            self.report.passes += 1;
+        }
         let pass = self.report.passes;
         let mut attempts = 0;
-        for (device, modalias) in new_modaliases(&self.sysfs_root, &mut self.seen_devices) {
-            let _ = device;
+        for (_device, modalias) in new {
             self.report.devices += 1;
             for module in index.modules_for(&modalias) {
-                if self.attempted.contains(&module) {
-                    continue;
-                }
-                let order = index.load_order(&module);
-                if order.is_empty() {
-                    self.attempted.insert(module.clone());
-                    self.report.unavailable.push(module);
-                    continue;
-                }
-                for m in order {
-                    if !self.attempted.insert(m.clone()) {
-                        continue;
-                    }
-                    let Some(rel) = index.path_of(&m) else {
-                        self.report.unavailable.push(m);
-                        continue;
-                    };
-                    let path = self.modules_dir.join(rel);
-                    let t = Instant::now();
-                    let result = loader.load(&m, &path);
-                    attempts += 1;
-                    self.report.loads.push(ModuleLoad {
-                        module: m,
-                        pass,
-                        ms: t.elapsed().as_millis() as u64,
-                        error: result.err(),
-                        modalias: modalias.clone(),
-                    });
-                }
+                attempts += self.load_with_deps(&index, &module, &modalias, pass, loader);
             }
         }
+        self.index = Some(index);
         self.report.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        attempts
+    }
+
+    /// Loads what a non-device alias asks for (e.g. `fs-efivarfs` before mounting efivarfs), once,
+    /// recorded like the device loads. Returns the number of modules attempted.
+    pub fn load_alias(&mut self, alias: &str, loader: &mut dyn ModuleLoader) -> usize {
+        let Some(index) = self.index.take() else {
+            return 0;
+        };
+        let pass = self.report.passes;
+        let mut attempts = 0;
+        for module in index.modules_for(alias) {
+            attempts += self.load_with_deps(&index, &module, alias, pass, loader);
+        }
+        self.index = Some(index);
+        attempts
+    }
+
+    /// Loads `module` after its dependencies, skipping what was attempted before; returns the
+    /// number of load calls made.
+    fn load_with_deps(
+        &mut self,
+        index: &ModuleIndex,
+        module: &str,
+        modalias: &str,
+        pass: u32,
+        loader: &mut dyn ModuleLoader,
+    ) -> usize {
+        if self.attempted.contains(module) {
+            return 0;
+        }
+        let order = index.load_order(module);
+        if order.is_empty() {
+            self.attempted.insert(module.to_string());
+            self.report.unavailable.push(module.to_string());
+            return 0;
+        }
+        let mut attempts = 0;
+        for m in order {
+            if !self.attempted.insert(m.clone()) {
+                continue;
+            }
+            let Some(rel) = index.path_of(&m) else {
+                self.report.unavailable.push(m);
+                continue;
+            };
+            let path = self.modules_dir.join(rel);
+            let t = Instant::now();
+            let result = loader.load(&m, &path);
+            attempts += 1;
+            self.report.loads.push(ModuleLoad {
+                module: m,
+                pass,
+                ms: t.elapsed().as_millis() as u64,
+                error: result.err(),
+                modalias: modalias.to_string(),
+            });
+        }
         attempts
     }
 }
@@ -186,14 +219,12 @@ pub fn coldplug(
     c.report
 }
 
-/// Repeats [`Coldplug::pass`] until a pass attempts nothing or the deadline passes.
+/// Repeats [`Coldplug::pass`] until a pass attempts nothing or the deadline passes. The first
+/// pass always runs: without drivers there is nothing to rescue.
 pub fn run_passes(c: &mut Coldplug, loader: &mut dyn ModuleLoader, deadline: Instant) {
-    loop {
+    while c.pass(loader) > 0 {
         if Instant::now() >= deadline {
             c.report.deadline_hit = true;
-            break;
-        }
-        if c.pass(loader) == 0 {
             break;
         }
     }
@@ -245,6 +276,7 @@ kernel/drivers/scsi/scsi_mod.ko: kernel/drivers/scsi/scsi_common.ko
 kernel/drivers/scsi/scsi_common.ko:
 kernel/drivers/scsi/sd_mod.ko.xz: kernel/drivers/scsi/scsi_mod.ko
 kernel/drivers/broken.ko:
+kernel/fs/efivarfs/efivarfs.ko:
 ";
     const ALIAS: &str = "\
 alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
@@ -253,6 +285,7 @@ alias pci:v00001000d00000060sv*sd*bc*sc*i* megaraid_sas
 alias scsi:t-0x00* sd_mod
 alias pci:v00008086d00002922sv*sd*bc*sc*i* ahci
 alias pci:v0000DEADd*sv*sd*bc*sc*i* broken
+alias fs-efivarfs efivarfs
 ";
 
     /// A loader that records calls and, like the kernel, makes child devices appear.
@@ -369,7 +402,7 @@ alias pci:v0000DEADd*sv*sd*bc*sc*i* broken
         assert!(passes.contains(&("megaraid_sas", 1)));
         assert!(passes.contains(&("virtio_blk", 2)));
         assert!(passes.contains(&("sd_mod", 2)));
-        assert_eq!(r.passes, 3, "the third pass finds nothing new");
+        assert_eq!(r.passes, 2, "a third scan found nothing new");
         assert_eq!(r.devices, 6);
         assert!(!r.deadline_hit);
         assert_eq!(r.index_error, None);
@@ -407,12 +440,26 @@ alias pci:v0000DEADd*sv*sd*bc*sc*i* broken
     }
 
     #[test]
+    fn filesystem_alias() {
+        let (_t, sys, modules) = tree();
+        let mut k = fake(&sys);
+        let mut c = Coldplug::new(&sys, &modules);
+        assert_eq!(c.load_alias("fs-efivarfs", &mut k), 1);
+        assert_eq!(c.load_alias("fs-efivarfs", &mut k), 0);
+        assert_eq!(c.load_alias("fs-nothing", &mut k), 0);
+        assert_eq!(k.loaded, ["efivarfs"]);
+        assert_eq!(c.report.loads[0].modalias, "fs-efivarfs");
+    }
+
+    #[test]
     fn deadline_and_missing_index() {
         let (_t, sys, modules) = tree();
         let mut k = fake(&sys);
         let r = coldplug(&sys, &modules, &mut k, Instant::now());
         assert!(r.deadline_hit);
-        assert!(k.loaded.is_empty());
+        assert_eq!(r.passes, 1, "the first pass always runs");
+        assert!(k.loaded.contains(&"megaraid_sas".to_string()));
+        assert!(!k.loaded.contains(&"sd_mod".to_string()));
         let r = coldplug(
             &sys,
             &sys.join("nope"),

@@ -211,7 +211,9 @@ impl ConsoleLogger {
 
 impl log::Log for ConsoleLogger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= self.level
+        // fatfs warns about every bootbank's (legal) reserved-sector count: noise on a console.
+        let noisy = metadata.target().starts_with("fatfs") && metadata.level() > log::Level::Error;
+        metadata.level() <= self.level && !noisy
     }
 
     fn log(&self, record: &log::Record) {

@@ -55,6 +55,9 @@ pub fn facts() -> Option<&'static BootFacts> {
     FACTS.get()
 }
 
+/// The driver passes may take this long even when `rescue.wait` is shorter.
+pub const MIN_COLDPLUG_SECS: u64 = 10;
+
 /// Seconds of warning before a reboot or power-off.
 pub const COUNTDOWN_SECS: u64 = 10;
 
@@ -143,7 +146,7 @@ pub fn settle_summary(r: &settle::SettleReport) -> String {
 pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
     let t0 = Instant::now();
     let root = Path::new("/");
-    let mount_report = mounts::mount_all(root);
+    let mut mount_report = mounts::mount_base(root);
     let _ = mounts::stdio_to_console(Path::new("/dev/console"));
     let consoles = Consoles::discover(Path::new("/proc"), Path::new("/dev"));
     panic::install_panic_hook(consoles.clone());
@@ -182,13 +185,29 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
         say(&format!("bad kernel argument, default kept: {e}"));
     }
 
-    // Drivers and disks share one budget: rescue.wait.
-    let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
+    // rescue.wait bounds the wait for disks (from here); the driver passes get at least
+    // MIN_COLDPLUG_SECS, so rescue.wait=0 still loads drivers.
+    let wait_start = Instant::now();
+    let deadline = wait_start + Duration::from_secs(args.wait_secs);
+    let coldplug_deadline = wait_start + Duration::from_secs(args.wait_secs.max(MIN_COLDPLUG_SECS));
     let modules_dir = Path::new("/lib/modules").join(&release);
     let sys = Path::new("/sys");
     let mut loader = coldplug::KernelLoader;
     let mut cp = coldplug::Coldplug::new(sys, &modules_dir);
-    coldplug::run_passes(&mut cp, &mut loader, deadline);
+    coldplug::run_passes(&mut cp, &mut loader, coldplug_deadline);
+    if mounts::is_uefi(root) {
+        // Debian builds efivarfs as a module; no device asks for it.
+        cp.load_alias("fs-efivarfs", &mut loader);
+        mounts::mount_efivarfs(root, &mut mount_report);
+        match mount_report
+            .failed
+            .iter()
+            .find(|(t, _)| t.contains("efivars"))
+        {
+            Some((t, e)) => say(&format!("mount {t} failed: {e}")),
+            None => say("UEFI boot: efivarfs mounted"),
+        }
+    }
     say(&coldplug_summary(&cp.report));
     for l in cp.report.loads.iter() {
         log::debug!(
@@ -225,14 +244,17 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
         None
     } else {
         let o = run(&args, &consoles);
-        say(&format!(
-            "{}: {}",
-            if o.repaired {
-                "repaired"
-            } else {
-                "nothing repaired"
-            },
-            o.summary
+        // The last screenful is what the person at the BMC console sees: keep it ≤ 80×25.
+        let verdict = if o.repaired {
+            "REPAIRED"
+        } else {
+            "NOTHING REPAIRED"
+        };
+        consoles.write_all(&format!(
+            "{:=^80}\n{}\n{:=^80}\n",
+            format!(" esxi-rescue: {verdict} "),
+            o.summary.trim_end(),
+            ""
         ));
         Some(o)
     };

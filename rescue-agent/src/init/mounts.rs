@@ -71,16 +71,33 @@ pub fn efivarfs_mount() -> MountSpec {
 /// mount points when the initramfs lacks them. Already-mounted targets are fine; failures are
 /// reported, not fatal (the agent can still say what went wrong on the console it has).
 pub fn mount_all(root: &Path) -> MountReport {
+    let mut report = mount_base(root);
+    mount_efivarfs(root, &mut report);
+    report
+}
+
+/// proc, sysfs and devtmpfs only. Debian builds efivarfs as a module: PID 1 mounts the base,
+/// loads `fs-efivarfs` with the drivers, then calls [`mount_efivarfs`].
+pub fn mount_base(root: &Path) -> MountReport {
     let mut report = MountReport::default();
     for spec in base_mounts() {
         mount_one(root, &spec, &mut report);
     }
-    if root.join("sys/firmware/efi").is_dir() {
-        mount_one(root, &efivarfs_mount(), &mut report);
+    report
+}
+
+/// Whether this is a UEFI boot (`<root>/sys/firmware/efi` exists).
+pub fn is_uefi(root: &Path) -> bool {
+    root.join("sys/firmware/efi").is_dir()
+}
+
+/// efivarfs on a UEFI boot (skipped, and said so, on a BIOS boot).
+pub fn mount_efivarfs(root: &Path, report: &mut MountReport) {
+    if is_uefi(root) {
+        mount_one(root, &efivarfs_mount(), report);
     } else {
         report.skipped.push(display_target(&efivarfs_mount()));
     }
-    report
 }
 
 fn display_target(spec: &MountSpec) -> String {

@@ -152,6 +152,8 @@ pub fn disk_identity(sys_root: &Path, name: &str) -> Option<DiskIdentity> {
                 .ok()
                 .and_then(|b| vpd_pg80_serial(&b))
         });
+    let serial =
+        serial.or_else(|| usb_device_dir(&device_path).and_then(|d| read_trim(&d.join("serial"))));
     let wwn = read_trim(&block.join("wwid")) // nvme namespaces
         .or_else(|| read_trim(&dev.join("wwid")))
         .or_else(|| read_trim(&dev.join("wwn")));
@@ -240,6 +242,18 @@ fn by_path(sys_root: &Path, name: &str, device_path: &Path) -> Option<String> {
         out.push_str(&format!("-scsi-0:{}", p.next()?));
     }
     Some(out)
+}
+
+/// The USB device (`…/2-1`) above a USB disk's interface (`…/2-1/2-1:1.0/host3/…`).
+fn usb_device_dir(device_path: &Path) -> Option<PathBuf> {
+    device_path
+        .ancestors()
+        .find(|a| {
+            a.file_name()
+                .is_some_and(|n| is_usb_interface(&n.to_string_lossy()))
+        })?
+        .parent()
+        .map(Path::to_path_buf)
 }
 
 fn is_usb_interface(c: &str) -> bool {
@@ -449,6 +463,10 @@ pub(crate) mod tests {
             "0000:00:14.0/usb2/2-1/2-1:1.0/host3/target3:0:0/3:0:0:0",
         );
         t.write(
+            "sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/serial",
+            "USB0001\n",
+        );
+        t.write(
             "sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/bInterfaceClass",
             "08\n",
         );
@@ -558,6 +576,7 @@ pub(crate) mod tests {
             sdc.by_path.as_deref(),
             Some("pci-0000:00:14.0-usb-0:1:1.0-scsi-0:0:0:0")
         );
+        assert_eq!(sdc.serial.as_deref(), Some("USB0001"));
         let loop0 = disk_identity(&sys, "loop0").unwrap();
         assert_eq!((loop0.pci, loop0.by_path), (None, None));
     }

@@ -1,0 +1,418 @@
+//! The unattended run as PID 1: the same probe → plan → apply → verify path as the CLI, with the
+//! policy from the kernel arguments and the PCI function of every disk from sysfs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::apply::{self, Applied};
+use crate::bank_config::PolicyContext;
+use crate::blockdev::{Access, BlockDevice};
+use crate::cli::describe_plan;
+use crate::config_repair;
+use crate::esxconf::PciAddr;
+use crate::gpt_repair;
+use crate::init::console::Consoles;
+use crate::init::kargs::{KernelArgs, Mode};
+use crate::init::{efivars, sysfs, Outcome};
+use crate::layout;
+use crate::passthru_policy::{self, Policy};
+use crate::plan::Plan;
+use crate::probe::{self, DiskReport, Probe};
+use crate::record_store;
+use crate::sysblock;
+
+const SYS: &str = "/sys";
+const EFIVARS: &str = "/sys/firmware/efi/efivars";
+
+#[derive(Serialize)]
+struct Report<'a> {
+    tool: String,
+    args: &'a KernelArgs,
+    disks: Vec<DiskLine>,
+    esxi_disk: Option<String>,
+    before: Option<&'a DiskReport>,
+    plan: Option<&'a Plan>,
+    applied: Option<&'a Applied>,
+    boot_next: Option<String>,
+    verdict: String,
+}
+
+#[derive(Clone, Serialize)]
+struct DiskLine {
+    path: String,
+    pci: Option<String>,
+    driver: Option<String>,
+    serial: Option<String>,
+    size_bytes: u64,
+    esxi: Option<String>,
+    note: Option<String>,
+}
+
+pub fn run(args: &KernelArgs, consoles: &Consoles) -> Outcome {
+    match run_inner(args, consoles) {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = format!("ERROR: {e:#}. Nothing further was written.");
+            consoles.say(&msg);
+            Outcome {
+                repaired: false,
+                summary: msg,
+            }
+        }
+    }
+}
+
+fn idle(consoles: &Consoles, text: String) -> anyhow::Result<Outcome> {
+    consoles.say(&text);
+    Ok(Outcome {
+        repaired: false,
+        summary: text,
+    })
+}
+
+struct Disk {
+    path: PathBuf,
+    identity: Option<sysfs::DiskIdentity>,
+    probe: Option<Probe>,
+    error: Option<String>,
+}
+
+fn has_vmfs(p: &Probe) -> bool {
+    p.gpt
+        .as_ref()
+        .and_then(|g| g.source())
+        .is_some_and(|c| c.array.used().any(|(_, e)| e.type_guid() == layout::VMFS))
+}
+
+fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> {
+    let say = |t: &str| consoles.say(t);
+    let policy = match Policy::parse(&args.passthru) {
+        Ok(p) => p,
+        Err(e) => {
+            return idle(
+                consoles,
+                format!("rescue.passthru={}: {e}; nothing written", args.passthru),
+            )
+        }
+    };
+    let sys = Path::new(SYS);
+
+    // 1. Every disk, read-only, with no policy yet: which hold ESXi or VMFS.
+    let mut disks: Vec<Disk> = sysblock::whole_disks()
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let identity = sysfs::disk_identity(sys, &name);
+            Disk {
+                path,
+                identity,
+                probe: None,
+                error: None,
+            }
+        })
+        .collect();
+    if let Some(spec) = &args.disk {
+        disks.retain(|d| {
+            d.identity.as_ref().is_some_and(|i| i.matches(spec))
+                || d.path.to_string_lossy() == *spec
+        });
+        if disks.is_empty() {
+            return idle(
+                consoles,
+                format!("rescue.disk={spec}: no such disk; nothing written"),
+            );
+        }
+    }
+    let neutral = PolicyContext {
+        policy: Policy::None,
+        functions: Vec::new(),
+    };
+    for d in disks.iter_mut() {
+        match probe::probe_path(&d.path, &neutral) {
+            Ok(p) => d.probe = Some(p),
+            Err(e) => d.error = Some(format!("{e:#}")),
+        }
+    }
+
+    // 2. PCI functions: which carry a disk of the ESXi install (boot disk or VMFS).
+    let carriers: BTreeSet<String> = disks
+        .iter()
+        .filter(|d| {
+            d.probe
+                .as_ref()
+                .is_some_and(|p| p.report.esxi.is_some() || has_vmfs(p))
+        })
+        .filter_map(|d| d.identity.as_ref().and_then(|i| i.pci.clone()))
+        .collect();
+    let functions: Vec<passthru_policy::PciFunction> = sysfs::pci_functions(sys)
+        .into_iter()
+        .filter_map(|f| {
+            let addr = PciAddr::parse_linux(&f.address).ok()?;
+            Some(passthru_policy::PciFunction {
+                addr,
+                class: Some(f.class),
+                carries_esxi_disk: carriers.contains(&f.address),
+                description: Some(format!(
+                    "{:04x}:{:04x}{}",
+                    f.vendor,
+                    f.device,
+                    f.driver
+                        .as_ref()
+                        .map(|d| format!(" {d}"))
+                        .unwrap_or_default()
+                )),
+            })
+        })
+        .collect();
+    let ctx = PolicyContext { policy, functions };
+
+    let lines: Vec<DiskLine> = disks.iter().map(disk_line).collect();
+    say(&format!("disks: {}", lines.len()));
+    for l in &lines {
+        say(&format!(
+            "  {} {:.1} GiB {} {}{}",
+            l.path,
+            l.size_bytes as f64 / (1u64 << 30) as f64,
+            l.pci.as_deref().unwrap_or("-"),
+            l.driver.as_deref().unwrap_or(""),
+            match (&l.esxi, &l.note) {
+                (Some(e), _) => format!(": {e}"),
+                (None, Some(n)) => format!(": {n}"),
+                _ => String::new(),
+            }
+        ));
+    }
+    let esxi: Vec<&Disk> = disks
+        .iter()
+        .filter(|d| d.probe.as_ref().is_some_and(|p| p.report.esxi.is_some()))
+        .collect();
+    let target = match esxi.len() {
+        0 => return idle(consoles, "no ESXi disk found; nothing written".into()),
+        1 => esxi[0].path.clone(),
+        n => {
+            return idle(
+                consoles,
+                format!(
+                "{n} ESXi disks found ({}); set rescue.disk= to the one to repair; nothing written",
+                esxi.iter()
+                    .map(|d| d.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            )
+        }
+    };
+
+    // 3. The same path as the CLI: probe with the policy, plan, and (repair mode) apply.
+    let access = if args.mode == Mode::Repair {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    };
+    let dev = BlockDevice::open(&target, access)?;
+    let probe = probe::probe(&dev, &ctx)?;
+    say(&crate::cli::describe_disk(&probe.report));
+    let (Some(gpt), Some(layout)) = (&probe.gpt, &probe.layout) else {
+        return idle(
+            consoles,
+            "the ESXi disk is no longer recognised; nothing written".into(),
+        );
+    };
+    let mut plan = gpt_repair::plan_gpt(&dev, gpt, layout)?;
+    if let Err(e) = config_repair::plan_config(&probe, &mut plan) {
+        return idle(consoles, format!("refused: {e}"));
+    }
+    if plan.is_empty() {
+        return idle(
+            consoles,
+            format!(
+                "{}: the ESXi install is healthy; nothing to repair, nothing written",
+                target.display()
+            ),
+        );
+    }
+    if args.mode != Mode::Repair {
+        say(&describe_plan(
+            &plan,
+            "plan (rescue.mode=plan: nothing written)",
+        ));
+        return Ok(Outcome {
+            repaired: false,
+            summary: "plan shown; nothing written".into(),
+        });
+    }
+    let applied = apply::apply(&dev, &probe, &plan, None, &ctx)?;
+    say(&describe_plan(&plan, "REPAIRED"));
+    if let Some(b) = &applied.backup_on_disk {
+        say(&format!(
+            "  undo record: {b} (rescue-agent undo {} restores it)",
+            target.display()
+        ));
+    }
+    say("  verified: re-read from the disk, no problem left");
+
+    // 4. Point the firmware at ESXi for the next boot.
+    let boot_next = set_boot_next(&dev, consoles);
+
+    // 5. The full report beside the undo record.
+    let report = Report {
+        tool: format!("rescue-agent {}", env!("CARGO_PKG_VERSION")),
+        args,
+        disks: lines,
+        esxi_disk: Some(target.display().to_string()),
+        before: Some(&probe.report),
+        plan: Some(&plan),
+        applied: Some(&applied),
+        boot_next: boot_next.clone(),
+        verdict: "repaired and verified".into(),
+    };
+    if let Some(stored) = &applied.record {
+        let json = serde_json::to_vec_pretty(&report)?;
+        match record_store::save_report(&dev, stored, &json) {
+            Ok(name) => say(&format!(
+                "  report: bootbank slot {}: {name}",
+                stored.bank.slot
+            )),
+            Err(e) => say(&format!("  report not saved: {e:#}")),
+        }
+    }
+    Ok(Outcome {
+        repaired: true,
+        summary: summary(
+            &target,
+            &probe.report,
+            &plan,
+            &applied,
+            boot_next.as_deref(),
+        ),
+    })
+}
+
+/// The closing screen: what was found, what changed, where the undo record is, what is next.
+fn summary(
+    target: &Path,
+    before: &DiskReport,
+    plan: &Plan,
+    applied: &Applied,
+    boot_next: Option<&str>,
+) -> String {
+    // One line per change, without the reason (it is in the report and above).
+    let short = |line: &str| -> String {
+        let line = line.replace('→', "->");
+        let after_arrow = line.find("->").unwrap_or(0);
+        let mut line = match line[after_arrow..].find(" (") {
+            Some(i) if line.len() > 78 => line[..after_arrow + i].to_string(),
+            _ => line,
+        };
+        if line.chars().count() > 78 {
+            line = line.chars().take(75).collect::<String>() + "...";
+        }
+        line
+    };
+    let mut out = Vec::new();
+    let what = before
+        .esxi
+        .as_ref()
+        .map(|e| {
+            format!(
+                "{}{}",
+                e.generation.label(),
+                e.build
+                    .as_ref()
+                    .map(|b| format!(", build {b}"))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    out.push(format!("{}: {what}", target.display()));
+    out.push("changed (verified by re-reading the disk):".to_string());
+    let changes = plan.changes.iter().take(10);
+    out.extend(changes.map(|c| format!("  {}", short(c))));
+    if plan.changes.len() > 10 {
+        out.push(format!(
+            "  ... and {} more (see the report)",
+            plan.changes.len() - 10
+        ));
+    }
+    for k in plan.kept.iter().take(4) {
+        out.push(format!("  {}", short(k)));
+    }
+    if let Some(b) = &applied.backup_on_disk {
+        out.push(format!(
+            "undo record: {b}; `rescue-agent undo {}` reverts",
+            target.display()
+        ));
+    }
+    out.push(match boot_next {
+        Some(n) => format!("next boot: firmware entry {n} (the ESXi disk)"),
+        None => "next boot: the firmware's boot order".to_string(),
+    });
+    out.join("\n")
+}
+
+fn disk_line(d: &Disk) -> DiskLine {
+    let report = d.probe.as_ref().map(|p| &p.report);
+    DiskLine {
+        path: d.path.display().to_string(),
+        pci: d.identity.as_ref().and_then(|i| i.pci.clone()),
+        driver: d
+            .identity
+            .as_ref()
+            .and_then(|i| i.pci.as_ref())
+            .and_then(|a| sysfs::pci_function(Path::new(SYS), a))
+            .and_then(|f| f.driver),
+        serial: d.identity.as_ref().and_then(|i| i.serial.clone()),
+        size_bytes: report.map_or(0, |r| r.size_bytes),
+        esxi: report.and_then(|r| r.esxi.as_ref()).map(|e| {
+            format!(
+                "{}{}",
+                e.generation.label(),
+                e.build
+                    .as_ref()
+                    .map(|b| format!(", build {b}"))
+                    .unwrap_or_default()
+            )
+        }),
+        note: d.error.clone().or_else(|| {
+            report
+                .and_then(|r| r.not_esxi.clone())
+                .map(|n| format!("not ESXi ({n})"))
+        }),
+    }
+}
+
+/// BootNext → the firmware entry whose HD() node is the ESXi disk's system partition (slot 1).
+fn set_boot_next(dev: &BlockDevice, consoles: &Consoles) -> Option<String> {
+    let dir = Path::new(EFIVARS);
+    if !dir.exists() {
+        return None;
+    }
+    let guid = crate::gpt::read_disk_gpt(dev).ok().and_then(|g| {
+        g.source()
+            .and_then(|c| c.array.entries.first().map(|e| e.unique_guid()))
+    });
+    let Some(guid) = guid.filter(|g| !g.is_zero()) else {
+        consoles.say("  BootNext: no system partition in slot 1; rebooting normally");
+        return None;
+    };
+    match efivars::set_boot_next_for_partition(dir, &guid.0) {
+        Ok(n) => {
+            let text = format!("Boot{n:04X}");
+            consoles.say(&format!(
+                "  BootNext set to {text} (the ESXi system partition {guid})"
+            ));
+            Some(text)
+        }
+        Err(e) => {
+            consoles.say(&format!(
+                "  BootNext not set: {e}; the firmware's boot order decides"
+            ));
+            None
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! A power cut during the state.tgz switch leaves the complete old or the complete new file, and
+//! the next run finishes the job.
+
+mod common;
+
+use common::*;
+use esxi_fixtures::{
+    read_bank_file, BankSpec, ConfigFlavor, ConfigSpec, Generation, Media, OwnerSpec, Spec,
+};
+use rescue_agent::blockdev::{Access, BlockDevice};
+use rescue_agent::fat_replace::{replace_root_file_until, Until};
+
+#[test]
+fn every_cut_leaves_a_complete_file_and_the_next_run_recovers() {
+    for until in [Until::TempWritten, Until::Switched] {
+        let dir = tmpdir();
+        let cfg = ConfigSpec {
+            flavor: ConfigFlavor::Plain,
+            owners: vec![OwnerSpec::new("000:022:00.0", "passthru", None)],
+            hostname: "esx01".into(),
+        };
+        let spec = Spec::new(Generation::Esxi5, Media::Disk, 512).with_banks(
+            BankSpec::active("5.5.0-1331820", Some(cfg)),
+            BankSpec::alternate_empty("5.5.0-1331820"),
+        );
+        let f = build_at(dir.path(), "cut.img", &spec);
+        let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap().clone();
+        let old = read_bank_file(&f.path, &f, 5, "state.tgz")
+            .unwrap()
+            .unwrap();
+        let new: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        {
+            let dev = BlockDevice::open(&f.path, Access::ReadWrite).unwrap();
+            let (off, len) = (
+                bank.first_lba * 512,
+                (bank.last_lba - bank.first_lba + 1) * 512,
+            );
+            replace_root_file_until(&dev, off, len, "state.tgz", &new, until).unwrap();
+        }
+        let now = read_bank_file(&f.path, &f, 5, "state.tgz")
+            .unwrap()
+            .unwrap();
+        match until {
+            Until::TempWritten => {
+                assert_eq!(
+                    now, old,
+                    "cut after the temporary file: the old file must be intact"
+                );
+                // The volume is consistent: both files complete.
+                fsck_vfat_clean(
+                    &f.path,
+                    bank.first_lba * 512,
+                    (bank.last_lba - bank.first_lba + 1) * 512,
+                );
+            }
+            _ => assert_eq!(
+                now, new,
+                "cut after the switch: the new file must be complete"
+            ),
+        }
+        // The next run (the real repair) cleans up whatever the cut left and succeeds.
+        let r = run(&["repair", "--passthru", "all", f.path.to_str().unwrap()]);
+        assert!(
+            r.code == 0 || r.code == 2,
+            "{until:?}: {}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        if until == Until::TempWritten {
+            assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        }
+        let root = read_bank_file(&f.path, &f, 5, "RSQNEW.TMP").unwrap();
+        assert!(
+            root.is_none(),
+            "{until:?}: the temporary file was left behind"
+        );
+    }
+}
