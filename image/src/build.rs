@@ -36,8 +36,7 @@ pub fn build(opts: &Options) -> Result<Manifest> {
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let scratch = opts.out.join(".media-work");
     let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)
-        .with_context(|| format!("creating {}", scratch.display()))?;
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
 
     let iso_path = opts.out.join(iso::FILE_NAME);
     let iso = iso::build(
@@ -65,8 +64,7 @@ pub fn build(opts: &Options) -> Result<Manifest> {
         &opts.kargs,
         &opts.out.join(pxe::DIR_NAME),
     )?;
-    std::fs::remove_dir_all(&scratch)
-        .with_context(|| format!("removing {}", scratch.display()))?;
+    std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
 
     let mut artifacts = vec![
         manifest::artifact(&opts.out, iso::FILE_NAME)?,

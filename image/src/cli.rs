@@ -137,7 +137,12 @@ fn dispatch(command: Command) -> Result<()> {
             };
             let m = crate::build::build(&opts)?;
             for a in &m.artifacts {
-                println!("{:>10} {} {}", a.bytes, a.sha256, opts.out.join(&a.path).display());
+                println!(
+                    "{:>10} {} {}",
+                    a.bytes,
+                    a.sha256,
+                    opts.out.join(&a.path).display()
+                );
             }
             println!(
                 "manifest: {}",

@@ -54,7 +54,9 @@ impl Inputs {
             vmlinuz,
             shim: file("root-shim-signed/usr/lib/shim/shimx64.efi.signed")?,
             mokmanager: file("root-shim-helpers-amd64-signed/usr/lib/shim/mmx64.efi.signed")?,
-            grub_efi: file("root-grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")?,
+            grub_efi: file(
+                "root-grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+            )?,
             grub_net: file(
                 "root-grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
             )?,

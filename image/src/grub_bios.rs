@@ -131,7 +131,10 @@ mod tests {
         core[BLOCKLIST + 8] = 2;
         core[BLOCKLIST + 10..BLOCKLIST + 12].copy_from_slice(&0x820u16.to_le_bytes());
         let (s0, c) = install(&boot, &mbr, &core, 2048, 2048).unwrap();
-        assert_eq!(&s0[KERNEL_SECTOR..KERNEL_SECTOR + 8], &2048u64.to_le_bytes());
+        assert_eq!(
+            &s0[KERNEL_SECTOR..KERNEL_SECTOR + 8],
+            &2048u64.to_le_bytes()
+        );
         assert_eq!(s0[0x1c2], 0xee);
         assert_eq!(&s0[510..], &[0x55, 0xaa]);
         assert_eq!(&s0[BPB_START..BPB_END], &mbr[BPB_START..BPB_END]);

@@ -14,7 +14,11 @@ pub const DEFAULT_KARGS: &str = "console=tty0 console=ttyS0,115200n8";
 pub const ENTRIES: &[(&str, &str, &str)] = &[
     ("Repair ESXi boot disk", "repair", ""),
     ("Dry run \u{2014} report only", "plan", "rescue.mode=plan"),
-    ("Repair, then power off", "poweroff", "rescue.after=poweroff"),
+    (
+        "Repair, then power off",
+        "poweroff",
+        "rescue.after=poweroff",
+    ),
     ("Shell", "shell", "rescue.mode=shell"),
 ];
 

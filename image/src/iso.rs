@@ -74,7 +74,15 @@ pub fn build(
 
     let _ = std::fs::remove_file(out);
     run(tool("xorriso", date)
-        .args(["-as", "mkisofs", "-r", "-J", "-joliet-long", "-V", VOLUME_ID])
+        .args([
+            "-as",
+            "mkisofs",
+            "-r",
+            "-J",
+            "-joliet-long",
+            "-V",
+            VOLUME_ID,
+        ])
         .arg(format!(
             "--modification-date={}",
             date.iso_modification_date()
@@ -87,7 +95,11 @@ pub fn build(
         .args(["-c", "boot/boot.cat", "-b", "boot/grub/eltorito.img"])
         .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
         .args(["--grub2-boot-info", "-eltorito-alt-boot"])
-        .args(["-e", "--interval:appended_partition_2:all::", "-no-emul-boot"])
+        .args([
+            "-e",
+            "--interval:appended_partition_2:all::",
+            "-no-emul-boot",
+        ])
         .arg("-o")
         .arg(out)
         .arg(&root))

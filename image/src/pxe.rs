@@ -88,6 +88,8 @@ mod tests {
         assert!(s.contains(
             ":rescue_boot_plan\nkernel vmlinuz initrd=initrd.img ${rescue_kargs} rescue.mode=plan\n"
         ));
-        assert!(s.contains(":rescue_boot_repair\nkernel vmlinuz initrd=initrd.img ${rescue_kargs}\n"));
+        assert!(
+            s.contains(":rescue_boot_repair\nkernel vmlinuz initrd=initrd.img ${rescue_kargs}\n")
+        );
     }
 }

@@ -21,8 +21,8 @@ pub fn write(dest: &Path, data: &[u8]) -> Result<()> {
 /// Sets the mtime of `root` and everything under it to the build date.
 pub fn set_mtimes(root: &Path, date: BuildDate) -> Result<()> {
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(date.epoch);
-    let meta = std::fs::symlink_metadata(root)
-        .with_context(|| format!("reading {}", root.display()))?;
+    let meta =
+        std::fs::symlink_metadata(root).with_context(|| format!("reading {}", root.display()))?;
     if meta.is_dir() {
         let mut entries: Vec<_> = std::fs::read_dir(root)
             .with_context(|| format!("reading {}", root.display()))?

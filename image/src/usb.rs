@@ -60,7 +60,10 @@ pub fn build(
     let menu_file = scratch.join("usb-grub.cfg");
     stage::write(&menu_file, menu.as_bytes())?;
     let mut files = efi_files(inputs, &menu_file);
-    for (dest, src) in [("boot/vmlinuz", &inputs.vmlinuz), ("boot/initrd.img", &initrd.to_path_buf())] {
+    for (dest, src) in [
+        ("boot/vmlinuz", &inputs.vmlinuz),
+        ("boot/initrd.img", &initrd.to_path_buf()),
+    ] {
         files.push(FatFile {
             dest: dest.into(),
             src: src.clone(),
@@ -142,7 +145,8 @@ pub fn build(
         scratch,
         date,
     )?;
-    let boot_img = std::fs::read(inputs.grub_pc_dir.join("boot.img")).context("reading boot.img")?;
+    let boot_img =
+        std::fs::read(inputs.grub_pc_dir.join("boot.img")).context("reading boot.img")?;
     let mut mbr = vec![0u8; 512];
     disk.read_exact_at(&mut mbr, 0).context("reading the MBR")?;
     let (sector0, core_img) =

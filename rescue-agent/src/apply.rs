@@ -1,11 +1,10 @@
 //! Apply: the only code that writes a repair. Backup first, then the plan's writes in order with
 //! a flush after each, then verification against the device.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use crate::backup_sink::BackupSink;
 use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
 use crate::blockdev::BlockDevice;
 use crate::fat_replace;
@@ -19,7 +18,8 @@ use crate::Refusal;
 pub struct Applied {
     /// "bootbank slot 5: RSQ00001.TAR" — where undo finds the record on the disk.
     pub backup_on_disk: Option<String>,
-    pub backup_file: Option<PathBuf>,
+    /// Copies of the record outside the disk (--backup-dir, the RESCUE partition).
+    pub backup_copies: Vec<String>,
     pub verified: bool,
     #[serde(skip)]
     pub record: Option<StoredRecord>,
@@ -66,7 +66,7 @@ pub fn apply(
     dev: &BlockDevice,
     probe: &Probe,
     plan: &Plan,
-    backup_dir: Option<&Path>,
+    sinks: &[&dyn BackupSink],
     ctx: &PolicyContext,
 ) -> anyhow::Result<Applied> {
     if probe.report.esxi.is_none() {
@@ -89,15 +89,25 @@ pub fn apply(
     };
     let mut record = Record::from_writes(base, &plan.writes, &plan.file_edits);
 
-    // 1. Backups: beside the user's choice first (it never touches the disk), then on the disk.
-    let backup_file = match backup_dir {
-        Some(dir) => Some(write_backup_file(dir, &record)?),
-        None => None,
-    };
+    // 1. Backups: the copies elsewhere first (they never touch this disk), then on the disk.
+    let copy_name = format!(
+        "esxi-rescue-{}-{}.tar",
+        if record.manifest.disk_guid.is_empty() {
+            "disk".to_string()
+        } else {
+            record.manifest.disk_guid.to_lowercase()
+        },
+        record.manifest.created_unix
+    );
+    let (copy_bytes, _) = record.to_tar()?;
+    let mut backup_copies = Vec::new();
+    for sink in sinks {
+        backup_copies.push(sink.save(&copy_name, &copy_bytes)?);
+    }
     let stored: Option<StoredRecord> =
         match record_store::save(dev, &bank_locations(probe), &mut record) {
             Ok(s) => Some(s),
-            Err(e) if backup_file.is_some() => {
+            Err(e) if !backup_copies.is_empty() => {
                 log::warn!("{e:#}; the only backup is the --backup-dir copy");
                 None
             }
@@ -141,7 +151,7 @@ pub fn apply(
         backup_on_disk: stored
             .as_ref()
             .map(|s| format!("bootbank slot {}: {}", s.bank.slot, s.name)),
-        backup_file,
+        backup_copies,
         verified: true,
         record: stored,
     })
@@ -171,23 +181,4 @@ pub fn replace_file(
         bail!("verification failed: {what} does not read back as written");
     }
     Ok(())
-}
-
-fn write_backup_file(dir: &Path, record: &Record) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let guid = if record.manifest.disk_guid.is_empty() {
-        "disk".to_string()
-    } else {
-        record.manifest.disk_guid.to_lowercase()
-    };
-    let path = dir.join(format!(
-        "esxi-rescue-{guid}-{}.tar",
-        record.manifest.created_unix
-    ));
-    let (bytes, _) = record.to_tar()?;
-    let tmp = path.with_extension("tar.part");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::apply;
+use crate::backup_sink::{BackupSink, DirSink};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::config_repair;
@@ -267,7 +268,9 @@ fn repair(
         }
         return Ok(());
     }
-    let applied = apply::apply(&dev, &probe, &plan, backup_dir, ctx)?;
+    let dir_sink = backup_dir.map(|d| DirSink(d.to_path_buf()));
+    let sinks: Vec<&dyn BackupSink> = dir_sink.iter().map(|s| s as &dyn BackupSink).collect();
+    let applied = apply::apply(&dev, &probe, &plan, &sinks, ctx)?;
     if json {
         println!(
             "{}",
@@ -281,8 +284,8 @@ fn repair(
         if let Some(b) = &applied.backup_on_disk {
             println!("  undo record: {b}");
         }
-        if let Some(f) = &applied.backup_file {
-            println!("  undo record copy: {}", f.display());
+        for c in &applied.backup_copies {
+            println!("  undo record copy: {c}");
         }
         println!("  verified: re-read from the disk, no problem left");
     }

@@ -12,7 +12,8 @@ use anyhow::{bail, Context};
 
 use crate::blockdev::BlockDevice;
 
-/// The regions of a FAT12/16 volume, in bytes from the partition start.
+/// The regions of a FAT12/16/32 volume, in bytes from the partition start. On FAT32 the root
+/// directory lives in the data area, so `root_start == data_start`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FatGeometry {
     pub bytes_per_sector: u64,
@@ -36,19 +37,25 @@ impl FatGeometry {
         let total16 = u16_at(19);
         let fat16_size = u16_at(22);
         let total32 = u64::from(u32::from_le_bytes(boot_sector[32..36].try_into()?));
+        let fat32_size = u64::from(u32::from_le_bytes(boot_sector[36..40].try_into()?));
+        let fat_sectors = if fat16_size != 0 {
+            fat16_size
+        } else {
+            fat32_size
+        };
         if !matches!(bps, 512 | 1024 | 2048 | 4096)
             || !spc.is_power_of_two()
             || reserved == 0
             || fats == 0
             || fats > 2
-            || fat16_size == 0
-            || root_entries == 0
+            || fat_sectors == 0
+            || (fat16_size != 0 && root_entries == 0)
         {
-            bail!("not a FAT12/16 boot sector");
+            bail!("not a FAT boot sector");
         }
         let total = if total16 != 0 { total16 } else { total32 };
         let fat_start = reserved * bps;
-        let fat_bytes = fat16_size * bps;
+        let fat_bytes = fat_sectors * bps;
         let root_start = fat_start + fats * fat_bytes;
         let data_start = root_start + (root_entries * 32).div_ceil(bps) * bps;
         Ok(FatGeometry {
@@ -65,6 +72,16 @@ impl FatGeometry {
 
     pub fn read(dev: &BlockDevice, part_offset: u64) -> anyhow::Result<FatGeometry> {
         Self::parse(&dev.read_vec(part_offset, 512)?)
+    }
+
+    /// FAT16 as bootbanks are: a fixed root directory and 16-bit FAT entries.
+    pub fn read_fat16(dev: &BlockDevice, part_offset: u64) -> anyhow::Result<FatGeometry> {
+        let g = Self::read(dev, part_offset)?;
+        let clusters = g.total_bytes.saturating_sub(g.data_start) / g.cluster_bytes;
+        if g.root_start == g.data_start || !(4085..65525).contains(&clusters) {
+            bail!("not a FAT16 volume ({clusters} clusters); bootbanks are FAT16");
+        }
+        Ok(g)
     }
 }
 

@@ -110,7 +110,7 @@ pub fn read_root_file(
     name: &str,
     limit: u64,
 ) -> anyhow::Result<Option<Vec<u8>>> {
-    let geo = FatGeometry::read(dev, part_offset)?;
+    let geo = FatGeometry::read_fat16(dev, part_offset)?;
     let short = short_name(name).with_context(|| format!("{name} is not an 8.3 name"))?;
     let root = dev.read_vec(
         part_offset + geo.root_start,
@@ -178,7 +178,7 @@ pub fn replace_root_file_until(
     content: &[u8],
     until: Until,
 ) -> anyhow::Result<()> {
-    let geo = FatGeometry::read(dev, part_offset)?;
+    let geo = FatGeometry::read_fat16(dev, part_offset)?;
     let short = short_name(name).with_context(|| format!("{name} is not an 8.3 name"))?;
     let temp_short = short_name(TEMP_NAME).expect("valid 8.3 name");
     let root_len = (geo.data_start - geo.root_start) as usize;

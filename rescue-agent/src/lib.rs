@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod archive;
+pub mod backup_sink;
 pub mod bank_config;
 pub mod blockdev;
 pub mod bootbank;

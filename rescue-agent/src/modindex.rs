@@ -697,7 +697,7 @@ kernel/fs/fat/fat.ko:
             let modalias = format!("pci:v{:08X}d{:08X}sv00001AF4sd00001100bc01sc06i01", v, v);
             assert!(idx.modules_for(&modalias).contains(&"ahci".to_string()));
         }
-        // Generous for unoptimised test builds; release builds take a few milliseconds.
-        assert!(start.elapsed() < std::time::Duration::from_millis(500));
+        // Speed is a benchmark matter (docs/benchmarks.md); shown, not asserted.
+        eprintln!("300 modaliases matched in {:?}", start.elapsed());
     }
 }

@@ -80,7 +80,7 @@ fn save_in_bank(
     record: &mut Record,
 ) -> anyhow::Result<StoredRecord> {
     let part = bank.offset(dev);
-    let geo = FatGeometry::read(dev, part)?;
+    let geo = FatGeometry::read_fat16(dev, part)?;
     let number = list_records(dev, bank)?.last().map_or(1, |(n, _, _)| n + 1);
     anyhow::ensure!(number <= 99_999, "too many undo records");
     let name = format!("RSQ{number:05}.TAR");
@@ -190,7 +190,7 @@ pub fn remove(
 ) -> anyhow::Result<Removal> {
     let bank = &stored.bank;
     let part = bank.offset(dev);
-    let geo = FatGeometry::read(dev, part)?;
+    let geo = FatGeometry::read_fat16(dev, part)?;
     let now = dev.read_vec(part, geo.data_start as usize)?;
     if let (Some(seal), Some(snapshot)) = (&record.seal, &record.fat_meta) {
         if *seal == sha256_hex(&now) && snapshot.len() == now.len() {
@@ -255,7 +255,7 @@ pub fn save_report(
 ) -> anyhow::Result<String> {
     let bank = &stored.bank;
     let part = bank.offset(dev);
-    let geo = FatGeometry::read(dev, part)?;
+    let geo = FatGeometry::read_fat16(dev, part)?;
     let name = stored.name.replace(".TAR", ".JSN");
     let mut overlay = Overlay::new(dev, part, bank.len(dev));
     {

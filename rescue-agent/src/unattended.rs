@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::apply::{self, Applied};
+use crate::backup_sink::{BackupSink, RescuePartition};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::cli::describe_plan;
@@ -246,7 +247,16 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
             summary: "plan shown; nothing written".into(),
         });
     }
-    let applied = apply::apply(&dev, &probe, &plan, None, &ctx)?;
+    // Booted from the rescue USB stick: keep a copy of everything on its RESCUE partition.
+    let rescue = RescuePartition::find(
+        &disks
+            .iter()
+            .filter(|d| d.path != target)
+            .map(|d| d.path.clone())
+            .collect::<Vec<_>>(),
+    );
+    let sinks: Vec<&dyn BackupSink> = rescue.iter().map(|r| r as &dyn BackupSink).collect();
+    let applied = apply::apply(&dev, &probe, &plan, &sinks, &ctx)?;
     say(&describe_plan(&plan, "REPAIRED"));
     if let Some(b) = &applied.backup_on_disk {
         say(&format!(
@@ -271,8 +281,17 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
         boot_next: boot_next.clone(),
         verdict: "repaired and verified".into(),
     };
+    let json = serde_json::to_vec_pretty(&report)?;
+    if let Some(r) = &rescue {
+        let name = format!("esxi-rescue-report-{}.json", apply::unix_now());
+        match r.save(&name, &json) {
+            Ok(at) => say(&format!("  report copy: {at}")),
+            Err(e) => say(&format!(
+                "  report copy not saved on the RESCUE partition: {e:#}"
+            )),
+        }
+    }
     if let Some(stored) = &applied.record {
-        let json = serde_json::to_vec_pretty(&report)?;
         match record_store::save_report(&dev, stored, &json) {
             Ok(name) => say(&format!(
                 "  report: bootbank slot {}: {name}",

@@ -231,7 +231,10 @@ fn backup_dir_copy_undoes_too() {
         s,
     ]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let copy = v["applied"]["backup_file"].as_str().unwrap().to_string();
+    let copy = v["applied"]["backup_copies"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(v["applied"]["backup_on_disk"]
         .as_str()
         .unwrap()
