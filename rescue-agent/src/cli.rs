@@ -14,6 +14,7 @@ use crate::config_repair;
 use crate::esxconf::PciAddr;
 use crate::gpt_repair;
 use crate::passthru_policy::{PciFunction, Policy};
+use crate::pci_context;
 use crate::plan::Plan;
 use crate::probe::{self, DiskReport, Probe};
 use crate::sysblock;
@@ -53,6 +54,21 @@ fn parse_addr(s: &str) -> Result<PciAddr, String> {
 }
 
 impl PassthruArgs {
+    /// For a block device named without --controller, the PCI facts come from sysfs, as at boot.
+    fn context_for(&self, target: &Path) -> PolicyContext {
+        let is_dev = std::fs::metadata(target)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+            .unwrap_or(false);
+        match target.file_name() {
+            Some(name) if is_dev && self.controller.is_empty() => pci_context::from_sysfs(
+                Path::new("/sys"),
+                self.passthru.clone(),
+                &[name.to_string_lossy().into_owned()],
+            ),
+            _ => self.context(),
+        }
+    }
+
     fn context(&self) -> PolicyContext {
         let functions = self
             .controller
@@ -143,23 +159,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             passthru,
             targets,
-        } => scan(json, targets, &passthru.context()),
+        } => scan(json, targets, &passthru),
         Command::Plan {
             json,
             passthru,
             target,
-        } => plan_cmd(json, target, &passthru.context()),
+        } => plan_cmd(json, target, &passthru),
         Command::Repair {
             json,
             passthru,
             backup_dir,
             target,
-        } => repair(json, target, backup_dir.as_deref(), &passthru.context()),
+        } => repair(json, target, backup_dir.as_deref(), &passthru),
         Command::Undo { json, from, target } => undo_cmd(json, &target, from.as_deref()),
     }
 }
 
-fn scan(json: bool, targets: Vec<PathBuf>, ctx: &PolicyContext) -> anyhow::Result<()> {
+fn scan(json: bool, targets: Vec<PathBuf>, passthru: &PassthruArgs) -> anyhow::Result<()> {
     let targets = if targets.is_empty() {
         sysblock::whole_disks()
     } else {
@@ -167,7 +183,7 @@ fn scan(json: bool, targets: Vec<PathBuf>, ctx: &PolicyContext) -> anyhow::Resul
     };
     let mut reports = Vec::new();
     for t in &targets {
-        match probe::probe_path(t, ctx) {
+        match probe::probe_path(t, &passthru.context_for(t)) {
             Ok(p) => reports.push(p.report),
             Err(e) if targets.len() > 1 => eprintln!("{}: {e:#}", t.display()),
             Err(e) => return Err(e.context(t.display().to_string())),
@@ -225,8 +241,9 @@ fn plan_for(dev: &BlockDevice, probe: &Probe) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-fn plan_cmd(json: bool, target: Option<PathBuf>, ctx: &PolicyContext) -> anyhow::Result<()> {
-    let target = resolve_target(target, ctx)?;
+fn plan_cmd(json: bool, target: Option<PathBuf>, passthru: &PassthruArgs) -> anyhow::Result<()> {
+    let target = resolve_target(target, &passthru.context())?;
+    let ctx = &passthru.context_for(&target);
     let dev = BlockDevice::open(&target, Access::ReadOnly)?;
     let probe = probe::probe(&dev, ctx)?;
     let plan = plan_for(&dev, &probe)?;
@@ -246,9 +263,10 @@ fn repair(
     json: bool,
     target: Option<PathBuf>,
     backup_dir: Option<&Path>,
-    ctx: &PolicyContext,
+    passthru: &PassthruArgs,
 ) -> anyhow::Result<()> {
-    let target = resolve_target(target, ctx)?;
+    let target = resolve_target(target, &passthru.context())?;
+    let ctx = &passthru.context_for(&target);
     // Probe through the writable, exclusive handle so nothing changes between plan and write.
     let dev = BlockDevice::open(&target, Access::ReadWrite)
         .with_context(|| format!("opening {} for writing", target.display()))?;

@@ -21,6 +21,7 @@ pub mod init;
 pub mod layout;
 pub mod modindex;
 pub mod passthru_policy;
+pub mod pci_context;
 pub mod plan;
 pub mod probe;
 pub mod record_store;

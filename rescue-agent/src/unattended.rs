@@ -1,7 +1,6 @@
 //! The unattended run as PID 1: the same probe → plan → apply → verify path as the CLI, with the
 //! policy from the kernel arguments and the PCI function of every disk from sysfs.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -12,13 +11,13 @@ use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::cli::describe_plan;
 use crate::config_repair;
-use crate::esxconf::PciAddr;
 use crate::gpt_repair;
 use crate::init::console::Consoles;
 use crate::init::kargs::{KernelArgs, Mode};
 use crate::init::{efivars, sysfs, Outcome};
 use crate::layout;
-use crate::passthru_policy::{self, Policy};
+use crate::passthru_policy::Policy;
+use crate::pci_context;
 use crate::plan::Plan;
 use crate::probe::{self, DiskReport, Probe};
 use crate::record_store;
@@ -141,36 +140,16 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
     }
 
     // 2. PCI functions: which carry a disk of the ESXi install (boot disk or VMFS).
-    let carriers: BTreeSet<String> = disks
+    let carriers: Vec<String> = disks
         .iter()
         .filter(|d| {
             d.probe
                 .as_ref()
                 .is_some_and(|p| p.report.esxi.is_some() || has_vmfs(p))
         })
-        .filter_map(|d| d.identity.as_ref().and_then(|i| i.pci.clone()))
+        .filter_map(|d| d.identity.as_ref().map(|i| i.name.clone()))
         .collect();
-    let functions: Vec<passthru_policy::PciFunction> = sysfs::pci_functions(sys)
-        .into_iter()
-        .filter_map(|f| {
-            let addr = PciAddr::parse_linux(&f.address).ok()?;
-            Some(passthru_policy::PciFunction {
-                addr,
-                class: Some(f.class),
-                carries_esxi_disk: carriers.contains(&f.address),
-                description: Some(format!(
-                    "{:04x}:{:04x}{}",
-                    f.vendor,
-                    f.device,
-                    f.driver
-                        .as_ref()
-                        .map(|d| format!(" {d}"))
-                        .unwrap_or_default()
-                )),
-            })
-        })
-        .collect();
-    let ctx = PolicyContext { policy, functions };
+    let ctx = pci_context::from_sysfs(sys, policy, &carriers);
 
     let lines: Vec<DiskLine> = disks.iter().map(disk_line).collect();
     say(&format!("disks: {}", lines.len()));
