@@ -119,6 +119,10 @@ impl Boot {
 }
 
 fn qemu(name: &str, disks: &[(&str, &Path, &str)], append: &str) -> Boot {
+    qemu_with(name, disks, append, &[])
+}
+
+fn qemu_with(name: &str, disks: &[(&str, &Path, &str)], append: &str, extra: &[String]) -> Boot {
     let (vmlinuz, initrd) = boot_files();
     let log = top().join(format!("target/agent-boots/{name}.log"));
     let mut cmd = Command::new("bash");
@@ -136,6 +140,9 @@ fn qemu(name: &str, disks: &[(&str, &Path, &str)], append: &str) -> Boot {
     for (ctrl, img, addr) in disks {
         cmd.arg("--disk")
             .arg(format!("{ctrl}:{}:{addr}", img.display()));
+    }
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
     }
     let status = cmd.status().expect("scripts/qemu.sh");
     let boot = Boot {
@@ -409,5 +416,77 @@ fn esxi_on_usb_stick_with_its_xhci_passed_through() {
     boot.ended_by_reboot();
     boot.assert_has("usb-storage");
     assert!(esx_conf(&f, 5).contains("/device/000:10.0/owner = \"vmkernel\""));
+    assert_healthy(&f.path);
+}
+
+#[test]
+#[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
+fn two_esxi_disks_refused_unless_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = build(
+        &dir.path().join("a.img"),
+        &Spec::new(Generation::Esxi5, Media::Disk, 512),
+    )
+    .unwrap();
+    let b = build(
+        &dir.path().join("b.img"),
+        &Spec::new(Generation::Esxi6, Media::Disk, 512),
+    )
+    .unwrap();
+    damage(&a.path, &Damage::CompactKeepOrder).unwrap();
+    damage(&b.path, &Damage::CompactKeepOrder).unwrap();
+    let (da, db) = (
+        esxi_fixtures::content_digest(&a.path).unwrap(),
+        esxi_fixtures::content_digest(&b.path).unwrap(),
+    );
+    // scripts/qemu.sh gives NVMe disk N the serial "rescueN".
+    let disks = [
+        ("nvme", a.path.as_path(), "0x05"),
+        ("nvme", b.path.as_path(), "0x06"),
+    ];
+    let boot = qemu("two-unnamed", &disks, "rescue.idle=poweroff");
+    boot.ended_by_poweroff();
+    boot.assert_has("2 ESXi disks found");
+    assert_eq!(esxi_fixtures::content_digest(&a.path).unwrap(), da);
+    assert_eq!(esxi_fixtures::content_digest(&b.path).unwrap(), db);
+
+    let boot = qemu("two-named", &disks, "rescue.disk=rescue1");
+    boot.ended_by_reboot();
+    assert_healthy(&b.path);
+    assert_eq!(
+        esxi_fixtures::content_digest(&a.path).unwrap(),
+        da,
+        "the unnamed disk was written"
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
+fn uefi_boot_mounts_efivarfs_and_handles_boot_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("OVMF_VARS.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("ovmf (scripts/setup.sh)");
+    let f = build(
+        &dir.path().join("uefi.img"),
+        &Spec::new(Generation::Esxi7, Media::Disk, 512),
+    )
+    .unwrap();
+    damage(&f.path, &Damage::CompactSorted).unwrap();
+    let extra = vec![
+        "-drive".to_string(),
+        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".to_string(),
+        "-drive".to_string(),
+        format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+    ];
+    let boot = qemu_with("uefi", &[("virtio-blk", &f.path, "0x05")], "", &extra);
+    boot.ended_by_reboot();
+    boot.assert_has("UEFI boot: efivarfs mounted");
+    // OVMF's own entries name whole disks, not the ESXi system partition (no HD() node): the
+    // agent must say so and leave the boot order alone rather than point at the wrong entry.
+    assert!(
+        boot.log.contains("BootNext set to") || boot.log.contains("BootNext not set"),
+        "{}",
+        boot.log
+    );
     assert_healthy(&f.path);
 }
