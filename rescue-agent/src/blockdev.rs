@@ -272,20 +272,23 @@ impl io::Write for Slice<'_> {
 
 impl io::Seek for Slice<'_> {
     fn seek(&mut self, from: io::SeekFrom) -> io::Result<u64> {
-        let target = match from {
-            io::SeekFrom::Start(p) => Some(p),
-            io::SeekFrom::End(d) => self.len.checked_add_signed(d),
-            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match target {
-            Some(p) if p <= self.len => {
-                self.pos = p;
-                Ok(p)
-            }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek outside the partition",
-            )),
-        }
+        self.pos = seek_within(self.pos, self.len, from)?;
+        Ok(self.pos)
+    }
+}
+
+/// The new position of a seek inside a window of `len` bytes; outside is an error.
+pub fn seek_within(pos: u64, len: u64, from: io::SeekFrom) -> io::Result<u64> {
+    let target = match from {
+        io::SeekFrom::Start(p) => Some(p),
+        io::SeekFrom::End(d) => len.checked_add_signed(d),
+        io::SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    match target {
+        Some(p) if p <= len => Ok(p),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "seek outside the partition",
+        )),
     }
 }

@@ -192,21 +192,8 @@ impl Write for Overlay<'_> {
 
 impl Seek for Overlay<'_> {
     fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
-        let target = match from {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match target {
-            Some(p) if p <= self.len => {
-                self.pos = p;
-                Ok(p)
-            }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek outside the partition",
-            )),
-        }
+        self.pos = crate::blockdev::seek_within(self.pos, self.len, from)?;
+        Ok(self.pos)
     }
 }
 

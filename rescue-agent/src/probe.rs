@@ -102,6 +102,16 @@ pub struct EsxiDisk {
     pub banks: Vec<Bank>,
 }
 
+impl EsxiDisk {
+    /// "ESXi 5.x layout, build 5.5.0-1331820"
+    pub fn label(&self) -> String {
+        match &self.build {
+            Some(b) => format!("{}, build {b}", self.generation.label()),
+            None => self.generation.label().to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct DiskReport {
     pub path: String,

@@ -313,20 +313,7 @@ fn summary(
         line
     };
     let mut out = Vec::new();
-    let what = before
-        .esxi
-        .as_ref()
-        .map(|e| {
-            format!(
-                "{}{}",
-                e.generation.label(),
-                e.build
-                    .as_ref()
-                    .map(|b| format!(", build {b}"))
-                    .unwrap_or_default()
-            )
-        })
-        .unwrap_or_default();
+    let what = before.esxi.as_ref().map(|e| e.label()).unwrap_or_default();
     out.push(format!("{}: {what}", target.display()));
     out.push("changed (verified by re-reading the disk):".to_string());
     let changes = plan.changes.iter().take(10);
@@ -366,16 +353,7 @@ fn disk_line(d: &Disk) -> DiskLine {
             .and_then(|f| f.driver),
         serial: d.identity.as_ref().and_then(|i| i.serial.clone()),
         size_bytes: report.map_or(0, |r| r.size_bytes),
-        esxi: report.and_then(|r| r.esxi.as_ref()).map(|e| {
-            format!(
-                "{}{}",
-                e.generation.label(),
-                e.build
-                    .as_ref()
-                    .map(|b| format!(", build {b}"))
-                    .unwrap_or_default()
-            )
-        }),
+        esxi: report.and_then(|r| r.esxi.as_ref()).map(|e| e.label()),
         note: d.error.clone().or_else(|| {
             report
                 .and_then(|r| r.not_esxi.clone())

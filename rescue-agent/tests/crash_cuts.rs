@@ -4,9 +4,7 @@
 mod common;
 
 use common::*;
-use esxi_fixtures::{
-    read_bank_file, BankSpec, ConfigFlavor, ConfigSpec, Generation, Media, OwnerSpec, Spec,
-};
+use esxi_fixtures::{read_bank_file, ConfigFlavor, Generation};
 use rescue_agent::blockdev::{Access, BlockDevice};
 use rescue_agent::fat_replace::{replace_root_file_until, Until};
 
@@ -14,16 +12,13 @@ use rescue_agent::fat_replace::{replace_root_file_until, Until};
 fn every_cut_leaves_a_complete_file_and_the_next_run_recovers() {
     for until in [Until::TempWritten, Until::Switched] {
         let dir = tmpdir();
-        let cfg = ConfigSpec {
-            flavor: ConfigFlavor::Plain,
-            owners: vec![OwnerSpec::new("000:022:00.0", "passthru", None)],
-            hostname: "esx01".into(),
-        };
-        let spec = Spec::new(Generation::Esxi5, Media::Disk, 512).with_banks(
-            BankSpec::active("5.5.0-1331820", Some(cfg)),
-            BankSpec::alternate_empty("5.5.0-1331820"),
+        let f = esxi_with_owners(
+            dir.path(),
+            Generation::Esxi5,
+            ConfigFlavor::Plain,
+            "5.5.0-1331820",
+            &[("000:022:00.0", "passthru")],
         );
-        let f = build_at(dir.path(), "cut.img", &spec);
         let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap().clone();
         let old = read_bank_file(&f.path, &f, 5, "state.tgz")
             .unwrap()

@@ -6,9 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use common::*;
-use esxi_fixtures::{
-    BankSpec, ConfigFlavor, ConfigSpec, Fixture, Generation, Media, OwnerSpec, Spec,
-};
+use esxi_fixtures::{ConfigFlavor, Fixture, Generation};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
@@ -60,16 +58,13 @@ fn state_with_local(local_members: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn esxi_with_passthru(dir: &Path) -> Fixture {
-    let cfg = ConfigSpec {
-        flavor: ConfigFlavor::Plain,
-        owners: vec![OwnerSpec::new("000:022:00.0", "passthru", None)],
-        hostname: "esx01".into(),
-    };
-    let spec = Spec::new(Generation::Esxi5, Media::Disk, 512).with_banks(
-        BankSpec::active("5.5.0-1331820", Some(cfg)),
-        BankSpec::alternate_empty("5.5.0-1331820"),
-    );
-    build_at(dir, "h.img", &spec)
+    esxi_with_owners(
+        dir,
+        Generation::Esxi5,
+        ConfigFlavor::Plain,
+        "5.5.0-1331820",
+        &[("000:022:00.0", "passthru")],
+    )
 }
 
 fn put_state(f: &Fixture, dir: &Path, bytes: &[u8]) {

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use esxi_fixtures::{build, content_digest, sgdisk_clean, sgdisk_verify, Fixture, Spec};
+use esxi_fixtures::{
+    build, content_digest, sgdisk_clean, sgdisk_verify, BankSpec, ConfigFlavor, ConfigSpec,
+    Fixture, Generation, Media, OwnerSpec, Spec,
+};
 
 pub fn agent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rescue-agent"))
@@ -108,4 +111,28 @@ pub fn fsck_vfat_clean(path: &Path, offset: u64, len: u64) {
         "fsck.vfat -n at byte {offset} of {}:\n{text}",
         path.display()
     );
+}
+
+/// An ESXi disk whose active bank (slot 5) has these `(address, value)` owner lines; the
+/// alternate bank is empty, as after a fresh install.
+pub fn esxi_with_owners(
+    dir: &Path,
+    generation: Generation,
+    flavor: ConfigFlavor,
+    build_id: &str,
+    owners: &[(&str, &str)],
+) -> Fixture {
+    let cfg = ConfigSpec {
+        flavor,
+        owners: owners
+            .iter()
+            .map(|(addr, value)| OwnerSpec::new(addr, value, None))
+            .collect(),
+        hostname: "esx01".into(),
+    };
+    let spec = Spec::new(generation, Media::Disk, 512).with_banks(
+        BankSpec::active(build_id, Some(cfg)),
+        BankSpec::alternate_empty(build_id),
+    );
+    build_at(dir, "esxi.img", &spec)
 }
