@@ -42,6 +42,8 @@ pub struct OwnerFinding {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ConfigReport {
+    /// The bank has a state.tgz (readable or not).
+    pub present: bool,
     pub flavor: Option<Flavor>,
     pub state_tgz_bytes: Option<u64>,
     pub owners: Vec<OwnerFinding>,
@@ -66,6 +68,7 @@ pub struct LoadedConfig {
 
 pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) -> LoadedConfig {
     let mut report = ConfigReport {
+        present: true,
         flavor: None,
         state_tgz_bytes: None,
         owners: Vec::new(),
@@ -77,6 +80,7 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
     let state = match fat_replace::read_root_file(dev, offset, STATE_TGZ, STATE_TGZ_LIMIT) {
         Ok(Some(s)) => s,
         Ok(None) => {
+            report.present = false;
             report.unreadable = Some("no state.tgz".into());
             return LoadedConfig {
                 report,

@@ -249,7 +249,7 @@ fn config_problems(slot: u32, config: &ConfigReport, policy: &Policy) -> Vec<Pro
     if !owners.is_empty() {
         out.push(Problem::PassthruOnEsxiDevice { slot, owners });
     }
-    if *policy != Policy::None && config.state_tgz_bytes.is_some() {
+    if *policy != Policy::None && config.present {
         if let Some(reason) = &config.unreadable {
             out.push(Problem::ConfigUnreadable {
                 slot,
