@@ -25,6 +25,7 @@ pub mod pci_context;
 pub mod plan;
 pub mod probe;
 pub mod record_store;
+pub mod report;
 pub mod state_archive;
 pub mod sysblock;
 pub mod unattended;

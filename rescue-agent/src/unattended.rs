@@ -9,7 +9,6 @@ use crate::apply::{self, Applied};
 use crate::backup_sink::{BackupSink, RescuePartition};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
-use crate::cli::describe_plan;
 use crate::config_repair;
 use crate::gpt_repair;
 use crate::init::console::Consoles;
@@ -21,6 +20,7 @@ use crate::pci_context;
 use crate::plan::Plan;
 use crate::probe::{self, DiskReport, Probe};
 use crate::record_store;
+use crate::report::{describe_disk, describe_plan};
 use crate::sysblock;
 
 const SYS: &str = "/sys";
@@ -196,7 +196,7 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
     };
     let dev = BlockDevice::open(&target, access)?;
     let probe = probe::probe(&dev, &ctx)?;
-    say(&crate::cli::describe_disk(&probe.report));
+    say(&describe_disk(&probe.report));
     let (Some(gpt), Some(layout)) = (&probe.gpt, &probe.layout) else {
         return idle(
             consoles,

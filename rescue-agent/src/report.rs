@@ -1,0 +1,144 @@
+//! Human-readable rendering of findings and plans: short, specific, ≤ 80 columns where it
+//! matters (the BMC console), shared by the CLI and the unattended run.
+
+use crate::bank_config::ConfigReport;
+use crate::layout::Media;
+use crate::plan::Plan;
+use crate::probe::DiskReport;
+use crate::state_archive::Flavor;
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+pub fn describe_disk(r: &DiskReport) -> String {
+    let mut s = format!(
+        "{}  {}  {}-byte sectors  {:?}\n",
+        r.path,
+        gib(r.size_bytes),
+        r.sector_size,
+        r.table
+    )
+    .replace("Gpt", "GPT")
+    .replace("Mbr", "MBR")
+    .replace("None", "no partition table");
+    let Some(e) = &r.esxi else {
+        s += &format!(
+            "  not ESXi: {}; will not be touched\n",
+            r.not_esxi.as_deref().unwrap_or("unrecognised")
+        );
+        return s;
+    };
+    s += &format!(
+        "  {} ({} install){}\n",
+        e.generation.label(),
+        match e.media {
+            Media::Disk => "disk",
+            Media::Usb => "USB/SD",
+        },
+        e.build
+            .as_ref()
+            .map(|b| format!(", build {b}"))
+            .unwrap_or_default()
+    );
+    for b in &e.banks {
+        let cfg = match &b.boot_cfg {
+            Some(c) => format!(
+                "build {}, bootstate {}, updated {}",
+                if c.build.is_empty() { "-" } else { &c.build },
+                c.bootstate.map_or("-".into(), |v| v.to_string()),
+                c.updated.map_or("-".into(), |v| v.to_string())
+            ),
+            None => b.error.clone().unwrap_or_else(|| "no boot.cfg".into()),
+        };
+        s += &format!(
+            "  bootbank slot {} (LBA {}–{}){}: {}\n",
+            b.slot,
+            b.first_lba,
+            b.last_lba,
+            if b.active { " active" } else { "" },
+            cfg
+        );
+        if let Some(c) = &b.config {
+            s += &describe_config(c);
+        }
+    }
+    if r.problems.is_empty() {
+        s += "  no problems found\n";
+    }
+    for p in &r.problems {
+        s += &format!("  problem: {}\n", p.describe());
+    }
+    s
+}
+
+fn describe_config(c: &ConfigReport) -> String {
+    let mut s = String::new();
+    if let Some(why) = &c.unreadable {
+        return format!("    configuration: {why}\n");
+    }
+    let flavor = match c.flavor {
+        Some(Flavor::Encrypted) => "encrypted (7.0U2+, mode NONE)",
+        _ => "plain",
+    };
+    let passthru: Vec<_> = c.owners.iter().filter(|o| o.owner.is_passthru()).collect();
+    s += &format!(
+        "    state.tgz {} bytes, {flavor}; {} passthru owner(s)\n",
+        c.state_tgz_bytes.unwrap_or(0),
+        passthru.len()
+    );
+    for o in passthru {
+        s += &format!(
+            "      /device/{}/owner = passthru{}{}{} → {}: {}\n",
+            o.owner.key_addr,
+            o.normalised
+                .as_ref()
+                .map(|n| format!(" [{n}]"))
+                .unwrap_or_default(),
+            o.owner
+                .vmkname
+                .as_ref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default(),
+            o.class
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default(),
+            if o.decision.flip { "FLIP" } else { "keep" },
+            o.decision.reason
+        );
+    }
+    for r in &c.configstore_rows {
+        s += &format!("      ConfigStore (shown, not edited): {r}\n");
+    }
+    s
+}
+
+pub fn describe_plan(plan: &Plan, title: &str) -> String {
+    if plan.is_empty() {
+        return "  nothing to do\n".into();
+    }
+    let mut s = format!("  {title}:\n");
+    for c in &plan.changes {
+        s += &format!("    {c}\n");
+    }
+    for k in &plan.kept {
+        s += &format!("    {k}\n");
+    }
+    s += "  writes, in order:\n";
+    for w in &plan.writes {
+        s += &format!(
+            "    {:<24} LBA {} (+{} sectors)\n",
+            w.target.label(),
+            w.lba,
+            w.sectors
+        );
+    }
+    for f in &plan.file_edits {
+        s += &format!(
+            "    bootbank slot {}: {} {} → {} bytes (new file first, then one directory-entry switch)\n",
+            f.bank_slot, f.name, f.size_before, f.size_after
+        );
+    }
+    s
+}
