@@ -28,7 +28,7 @@ pub struct FatFile {
 
 /// Creates `path` holding a fresh FAT filesystem with `files`.
 pub fn make(path: &Path, spec: &FatSpec<'_>, files: &[FatFile], date: BuildDate) -> Result<()> {
-    if spec.bytes % 512 != 0 || spec.label.len() > 11 {
+    if !spec.bytes.is_multiple_of(512) || spec.label.len() > 11 {
         bail!("bad FAT spec {spec:?}");
     }
     let _ = std::fs::remove_file(path);

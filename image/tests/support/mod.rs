@@ -1,4 +1,11 @@
-//! Shared by the integration tests: a small synthetic kernel package tree.
+//! Shared by the integration tests: a small synthetic kernel package tree (here), and building
+//! the boot media and booting them under QEMU TCG (`media`, `qemu`).
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+pub mod media;
+pub mod qemu;
 
 use std::path::Path;
 

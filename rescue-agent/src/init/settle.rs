@@ -6,10 +6,11 @@
 //! (bInterfaceClass 08), counted once bound (their `driver` link exists). A disk belongs to a
 //! controller when its resolved `/sys/block/X/device` path lies under the controller's path.
 //!
-//! An empty controller (an onboard AHCI with nothing attached) never shows a disk, so it costs
-//! the whole wait; `rescue.wait=` bounds that.
+//! An empty controller (an onboard AHCI with nothing attached, common on servers) never shows a
+//! disk: once it has been bound for `empty_grace` without one, it stops holding the wait up
+//! (AHCI link-up and SCSI scans take well under that) and is reported as empty.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ pub struct SettleConfig {
     pub quiet: Duration,
     /// Poll interval.
     pub poll: Duration,
+    /// A bound controller with no disk for this long counts as empty.
+    pub empty_grace: Duration,
 }
 
 impl SettleConfig {
@@ -58,6 +61,7 @@ impl SettleConfig {
             timeout,
             quiet: Duration::from_millis(500),
             poll: Duration::from_millis(50),
+            empty_grace: Duration::from_secs(8),
         }
     }
 }
@@ -101,6 +105,7 @@ pub fn settle(
     let start = clock.now();
     let mut last_sig: Option<(Vec<String>, Vec<String>)> = None;
     let mut last_change = start;
+    let mut first_seen: BTreeMap<String, Duration> = BTreeMap::new();
     let mut polls = 0;
     loop {
         polls += 1;
@@ -116,7 +121,12 @@ pub fn settle(
             last_change = now;
             last_sig = Some(sig.clone());
         }
-        let all_have_disks = controllers.iter().all(|c| !c.disks.is_empty());
+        for c in &controllers {
+            first_seen.entry(c.id.clone()).or_insert(now);
+        }
+        let all_have_disks = controllers.iter().all(|c| {
+            !c.disks.is_empty() || now.saturating_sub(first_seen[&c.id]) >= cfg.empty_grace
+        });
         let quiet = now.saturating_sub(last_change) >= cfg.quiet;
         let timed_out = now.saturating_sub(start) >= cfg.timeout;
         if (all_have_disks && quiet) || timed_out {
@@ -236,6 +246,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             quiet: ms(500),
             poll: ms(50),
+            empty_grace: Duration::from_secs(8),
         }
     }
 
@@ -295,7 +306,26 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_controller_costs_the_timeout_and_is_reported() {
+    fn an_empty_controller_costs_the_grace_and_is_reported() {
+        let t = TempDir::new("settle");
+        let sys = fake_sys(&t);
+        std::fs::remove_file(sys.join("block/sdb")).unwrap();
+        let mut clock = FakeClock {
+            t: ms(0),
+            events: Vec::new(),
+        };
+        let c = SettleConfig {
+            empty_grace: Duration::from_secs(2),
+            ..cfg()
+        };
+        let r = settle(&sys, c, &mut clock, &mut || false);
+        assert!(!r.timed_out);
+        assert_eq!(r.elapsed_ms, 2000, "the grace, not the 30 s timeout");
+        assert_eq!(r.empty_controllers, ["0000:00:1f.2"]);
+    }
+
+    #[test]
+    fn an_empty_controller_within_a_short_wait_times_out() {
         let t = TempDir::new("settle");
         let sys = fake_sys(&t);
         std::fs::remove_file(sys.join("block/sdb")).unwrap();
