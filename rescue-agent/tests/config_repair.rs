@@ -255,17 +255,13 @@ fn seed_000_encrypted_nvme_passthru_gpu_kept() {
 #[test]
 fn tpm_sealed_configuration_is_refused_with_the_recovery_route() {
     let dir = tmpdir();
-    let spec = Spec::new(Generation::Esxi7, Media::Disk, 512).with_banks(
-        BankSpec::active(
-            "8.0.3-24022510",
-            Some(config(
-                ConfigFlavor::EncryptedTpm,
-                vec![owner("000:003:00.0", "passthru", None)],
-            )),
-        ),
-        BankSpec::alternate_empty("8.0.3-24022510"),
+    let f = esxi_with_owners(
+        dir.path(),
+        Generation::Esxi7,
+        ConfigFlavor::EncryptedTpm,
+        "8.0.3-24022510",
+        &[("000:003:00.0", "passthru")],
     );
-    let f = build_at(dir.path(), "tpm.img", &spec);
     let before = hash(&f.path);
     let r = run(&["repair", "--controller", "0000:03:00.0", s(&f.path)]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
@@ -277,17 +273,13 @@ fn tpm_sealed_configuration_is_refused_with_the_recovery_route() {
 #[test]
 fn configstore_rows_are_shown_not_edited() {
     let dir = tmpdir();
-    let spec = Spec::new(Generation::Esxi7, Media::Disk, 512).with_banks(
-        BankSpec::active(
-            "7.0.1-16850804",
-            Some(config(
-                ConfigFlavor::ConfigStore,
-                vec![owner("000:022:00.0", "passthru", None)],
-            )),
-        ),
-        BankSpec::alternate_empty("7.0.1-16850804"),
+    let f = esxi_with_owners(
+        dir.path(),
+        Generation::Esxi7,
+        ConfigFlavor::ConfigStore,
+        "7.0.1-16850804",
+        &[("000:022:00.0", "passthru")],
     );
-    let f = build_at(dir.path(), "cs.img", &spec);
     let before = view(&state(&f, 5));
     let scan = run_ok(&["scan", "--controller", "0000:16:00.0", s(&f.path)]);
     assert!(
@@ -313,17 +305,13 @@ fn every_address_form_matches_its_controller() {
     // The RAID controller at 0000:16:00.0 (bus 22 decimal) as each esx.conf form writes it.
     for form in ["000:022:00.0", "022:00.0", "0000:16:00.0", "000:022:00:0"] {
         let dir = tmpdir();
-        let spec = Spec::new(Generation::Esxi5, Media::Disk, 512).with_banks(
-            BankSpec::active(
-                "5.5.0-1331820",
-                Some(config(
-                    ConfigFlavor::Plain,
-                    vec![owner(form, "passthru", None)],
-                )),
-            ),
-            BankSpec::alternate_empty("5.5.0-1331820"),
+        let f = esxi_with_owners(
+            dir.path(),
+            Generation::Esxi5,
+            ConfigFlavor::Plain,
+            "5.5.0-1331820",
+            &[(form, "passthru")],
         );
-        let f = build_at(dir.path(), "form.img", &spec);
         let r = run_ok(&["repair", "--controller", "0000:16:00.0", s(&f.path)]);
         assert!(
             r.stdout
@@ -398,17 +386,13 @@ fn policies_none_all_and_list() {
 #[test]
 fn undo_refuses_when_esxi_saved_its_configuration_since() {
     let dir = tmpdir();
-    let spec = Spec::new(Generation::Esxi5, Media::Disk, 512).with_banks(
-        BankSpec::active(
-            "5.5.0-1331820",
-            Some(config(
-                ConfigFlavor::Plain,
-                vec![owner("000:022:00.0", "passthru", None)],
-            )),
-        ),
-        BankSpec::alternate_empty("5.5.0-1331820"),
+    let f = esxi_with_owners(
+        dir.path(),
+        Generation::Esxi5,
+        ConfigFlavor::Plain,
+        "5.5.0-1331820",
+        &[("000:022:00.0", "passthru")],
     );
-    let f = build_at(dir.path(), "u.img", &spec);
     run_ok(&["repair", "--controller", "0000:16:00.0", s(&f.path)]);
     // ESXi's hourly backup rewrites state.tgz.
     let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap();
