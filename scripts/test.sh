@@ -12,9 +12,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test (including the QEMU boots marked ignored)"
-mkdir -p target
+mkdir -p target/agent-boots
+rm -f target/agent-boots/TIMINGS
 cargo test --locked --workspace -- --include-ignored 2>&1 | tee target/test.log
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' target/test.log | awk '{s+=$1} END {print s+0}')
-grep -E '^TIMING' target/test.log || true
+cat target/agent-boots/TIMINGS 2>/dev/null || true
 echo "tests: $passed passed, $failed failed"
