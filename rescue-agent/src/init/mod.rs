@@ -95,6 +95,16 @@ pub fn coldplug_summary(r: &coldplug::ColdplugReport) -> String {
         "drivers: {ok} modules in {} passes, {} ms",
         r.passes, r.elapsed_ms
     );
+    // Each module with its load time: what a support call asks first.
+    let each: Vec<String> = r
+        .loads
+        .iter()
+        .filter(|l| l.error.is_none())
+        .map(|l| format!("{} {}ms", l.module, l.ms))
+        .collect();
+    if !each.is_empty() {
+        s.push_str(&format!(" ({})", each.join(", ")));
+    }
     let failed: Vec<String> = r
         .failures()
         .map(|l| format!("{} ({})", l.module, l.error.as_deref().unwrap_or("")))
@@ -326,7 +336,7 @@ mod tests {
         };
         assert_eq!(
             coldplug_summary(&r),
-            "drivers: 1 modules in 3 passes, 412 ms; failed: crct10dif_pclmul (ENODEV: No such device)"
+            "drivers: 1 modules in 3 passes, 412 ms (ahci 3ms); failed: crct10dif_pclmul (ENODEV: No such device)"
         );
         let s = settle::SettleReport {
             controllers: vec![
