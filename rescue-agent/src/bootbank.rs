@@ -1,11 +1,9 @@
 //! Bootbanks: the VMware FAT header, boot.cfg, and safeboot's active-bank rule
 //! (shared/docs/esxi-format.md §1 "Bootbank FAT identity" and §2).
 
-use std::io::Read;
-
 use serde::Serialize;
 
-use crate::blockdev::{BlockDevice, BlockError, Slice};
+use crate::blockdev::{BlockDevice, BlockError};
 use crate::layout::VmwareFatHeader;
 
 pub const VMWARE_FAT_MAGIC: &[u8; 16] = b"VMWARE FAT16    ";
@@ -100,43 +98,10 @@ pub fn active_bank(cfgs: &[Option<&BootCfg>]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// Read a root-level file of a FAT partition, read-only and bounded.
-pub fn read_fat_file(
-    dev: &BlockDevice,
-    first_lba: u64,
-    sectors: u64,
-    name: &str,
-    limit: u64,
-) -> anyhow::Result<Option<Vec<u8>>> {
-    let ss = u64::from(dev.sector_size());
-    let slice = Slice::new(dev, first_lba * ss, sectors * ss)?;
-    let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new())?;
-    let root = fs.root_dir();
-    // FAT16 root directories are a fixed region, so this walk is bounded by construction.
-    let found = root
-        .iter()
-        .filter_map(Result::ok)
-        .find(|e| e.is_file() && e.file_name().eq_ignore_ascii_case(name));
-    let Some(entry) = found else {
-        return Ok(None);
-    };
-    if entry.len() > limit {
-        anyhow::bail!(
-            "{name} is {} bytes, more than the {limit}-byte limit",
-            entry.len()
-        );
-    }
-    let mut data = Vec::with_capacity(entry.len() as usize);
-    entry.to_file().take(limit).read_to_end(&mut data)?;
-    Ok(Some(data))
-}
-
-pub fn read_boot_cfg(
-    dev: &BlockDevice,
-    first_lba: u64,
-    sectors: u64,
-) -> anyhow::Result<Option<BootCfg>> {
-    let data = read_fat_file(dev, first_lba, sectors, "boot.cfg", BOOT_CFG_LIMIT)?;
+/// boot.cfg of the bank starting at `first_lba`, read through the bounded, loop-checked walk.
+pub fn read_boot_cfg(dev: &BlockDevice, first_lba: u64) -> anyhow::Result<Option<BootCfg>> {
+    let offset = first_lba * u64::from(dev.sector_size());
+    let data = crate::fat_replace::read_root_file(dev, offset, "boot.cfg", BOOT_CFG_LIMIT)?;
     Ok(data.and_then(|d| BootCfg::parse(&String::from_utf8_lossy(&d))))
 }
 

@@ -301,10 +301,9 @@ fn read_banks(dev: &BlockDevice, layout: &Layout, facts: &[PartFacts]) -> Vec<Ba
                 .iter()
                 .find(|f| f.slot == p.current_slot)
                 .and_then(|f| f.vmware_fat);
-            let sectors = p.last_lba - p.first_lba + 1;
             let (boot_cfg, error) = match header {
                 None => (None, Some("no VMware FAT header".to_string())),
-                Some(_) => match bootbank::read_boot_cfg(dev, p.first_lba, sectors) {
+                Some(_) => match bootbank::read_boot_cfg(dev, p.first_lba) {
                     Ok(cfg) => (cfg, None),
                     Err(e) => (None, Some(format!("{e:#}"))),
                 },

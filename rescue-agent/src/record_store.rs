@@ -162,14 +162,9 @@ pub fn find_latest(
     let Some((_, stored)) = best else {
         return Ok(None);
     };
-    let data = crate::bootbank::read_fat_file(
-        dev,
-        stored.bank.first_lba,
-        stored.bank.sectors,
-        &stored.name,
-        1 << 30,
-    )?
-    .context("undo record vanished while reading")?;
+    let data =
+        crate::fat_replace::read_root_file(dev, stored.bank.offset(dev), &stored.name, 1 << 30)?
+            .context("undo record vanished while reading")?;
     let record = Record::from_tar(&data)
         .with_context(|| format!("{} in bootbank slot {}", stored.name, stored.bank.slot))?;
     Ok(Some((stored, record)))

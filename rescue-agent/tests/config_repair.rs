@@ -386,13 +386,7 @@ fn policies_none_all_and_list() {
 #[test]
 fn undo_refuses_when_esxi_saved_its_configuration_since() {
     let dir = tmpdir();
-    let f = esxi_with_owners(
-        dir.path(),
-        Generation::Esxi5,
-        ConfigFlavor::Plain,
-        "5.5.0-1331820",
-        &[("000:022:00.0", "passthru")],
-    );
+    let f = esxi5_raid_passthru(dir.path());
     run_ok(&["repair", "--controller", "0000:16:00.0", s(&f.path)]);
     // ESXi's hourly backup rewrites state.tgz.
     let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap();

@@ -6,7 +6,6 @@ mod common;
 use std::os::unix::fs::FileExt;
 
 use common::*;
-use esxi_fixtures::{ConfigFlavor, Generation};
 use rescue_agent::bank_config::PolicyContext;
 use rescue_agent::probe;
 
@@ -21,13 +20,7 @@ fn rng(seed: &mut u64) -> u64 {
 #[test]
 fn random_damage_in_bank_metadata_never_panics() {
     let dir = tmpdir();
-    let f = esxi_with_owners(
-        dir.path(),
-        Generation::Esxi5,
-        ConfigFlavor::Plain,
-        "5.5.0-1331820",
-        &[("000:022:00.0", "passthru")],
-    );
+    let f = esxi5_raid_passthru(dir.path());
     let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap().clone();
     let work = dir.path().join("work.img");
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -57,13 +50,7 @@ fn random_damage_in_bank_metadata_never_panics() {
 #[test]
 fn looped_state_tgz_chain_is_an_error_not_a_hang() {
     let dir = tmpdir();
-    let f = esxi_with_owners(
-        dir.path(),
-        Generation::Esxi5,
-        ConfigFlavor::Plain,
-        "5.5.0-1331820",
-        &[("000:022:00.0", "passthru")],
-    );
+    let f = esxi5_raid_passthru(dir.path());
     let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap().clone();
     let part = bank.first_lba * 512;
     let bs = esxi_fixtures::read_range(&f.path, part, 512).unwrap();

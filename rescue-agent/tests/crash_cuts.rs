@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use esxi_fixtures::{read_bank_file, ConfigFlavor, Generation};
+use esxi_fixtures::read_bank_file;
 use rescue_agent::blockdev::{Access, BlockDevice};
 use rescue_agent::fat_replace::{replace_root_file_until, Until};
 
@@ -12,13 +12,7 @@ use rescue_agent::fat_replace::{replace_root_file_until, Until};
 fn every_cut_leaves_a_complete_file_and_the_next_run_recovers() {
     for until in [Until::TempWritten, Until::Switched] {
         let dir = tmpdir();
-        let f = esxi_with_owners(
-            dir.path(),
-            Generation::Esxi5,
-            ConfigFlavor::Plain,
-            "5.5.0-1331820",
-            &[("000:022:00.0", "passthru")],
-        );
+        let f = esxi5_raid_passthru(dir.path());
         let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap().clone();
         let old = read_bank_file(&f.path, &f, 5, "state.tgz")
             .unwrap()

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use common::*;
-use esxi_fixtures::{ConfigFlavor, Fixture, Generation};
+use esxi_fixtures::Fixture;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
@@ -58,13 +58,7 @@ fn state_with_local(local_members: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn esxi_with_passthru(dir: &Path) -> Fixture {
-    esxi_with_owners(
-        dir,
-        Generation::Esxi5,
-        ConfigFlavor::Plain,
-        "5.5.0-1331820",
-        &[("000:022:00.0", "passthru")],
-    )
+    esxi5_raid_passthru(dir)
 }
 
 fn put_state(f: &Fixture, dir: &Path, bytes: &[u8]) {

@@ -136,3 +136,15 @@ pub fn esxi_with_owners(
     );
     build_at(dir, "esxi.img", &spec)
 }
+
+/// The seed-001 host in miniature: ESXi 5.5, a plain config whose active bank passes through
+/// the RAID controller at 0000:16:00.0 (written 000:022:00.0).
+pub fn esxi5_raid_passthru(dir: &Path) -> Fixture {
+    esxi_with_owners(
+        dir,
+        Generation::Esxi5,
+        ConfigFlavor::Plain,
+        "5.5.0-1331820",
+        &[("000:022:00.0", "passthru")],
+    )
+}
