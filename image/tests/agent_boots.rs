@@ -8,8 +8,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use esxi_fixtures::{
-    build, build_foreign, damage, inspect_state_tgz, read_bank_file, BankSpec, ConfigFlavor,
-    ConfigSpec, Damage, Fixture, Foreign, Generation, Media, OwnerSpec, Spec,
+    build, build_foreign, damage, dump_store, inspect_state_tgz, read_bank_file, BankSpec,
+    ConfigFlavor, ConfigSpec, Damage, Fixture, Foreign, Generation, Media, OwnerSpec, Spec,
+    StorePciRow,
 };
 use rescue_agent::bank_config::PolicyContext;
 use rescue_agent::probe;
@@ -171,6 +172,7 @@ fn config(flavor: ConfigFlavor, owners: Vec<OwnerSpec>) -> Option<ConfigSpec> {
         flavor,
         owners,
         hostname: "esx01".into(),
+        store: Default::default(),
     })
 }
 
@@ -284,34 +286,47 @@ fn seed_002_ahci_passthru_in_active_bank_only() {
 fn seed_000_nvme_encrypted_config_gpu_passthru_kept() {
     let dir = tempfile::tempdir().unwrap();
     // The boot NVMe at 0000:00:07.0 inherited a passthru owner; QEMU's VGA at 0000:00:02.0
-    // (class 0x0300, like the GPU of the seed) is passed through and must stay so.
-    let owners = vec![
-        owner("000:000:02.0", "passthru"),
-        owner("000:000:07.0", "passthru"),
+    // (class 0x0300, like the GPU of the seed) is passed through and must stay so. As on a real
+    // 8.x host, both live in the ConfigStore (esx.conf has no /device/ branch since 7.0U2).
+    let mut cfg = ConfigSpec::new(ConfigFlavor::Encrypted);
+    cfg.owners.clear();
+    cfg.store.pci_devices = vec![
+        StorePciRow::new("0000:00:02.0", "OWNER_PASSTHRU", Some("gpu")),
+        StorePciRow::new("0000:00:07.0", "OWNER_PASSTHRU", None),
     ];
     let spec = Spec::new(Generation::Esxi7, Media::Disk, 512).with_banks(
-        BankSpec::active(
-            "8.0.3-24022510",
-            config(ConfigFlavor::Encrypted, owners.clone()),
-        ),
-        BankSpec::alternate_valid("8.0.2-22380479", config(ConfigFlavor::Encrypted, owners)),
+        BankSpec::active("8.0.3-24022510", Some(cfg.clone())),
+        BankSpec::alternate_valid("8.0.2-22380479", Some(cfg)),
     );
     let f = build(&dir.path().join("seed000.img"), &spec).unwrap();
     let boot = qemu("seed000", &[("nvme", &f.path, "0x07")], "");
     boot.ended_by_reboot();
     boot.assert_has("nvme");
     for slot in [5, 6] {
-        let conf = esx_conf(&f, slot);
+        let state = read_bank_file(&f.path, &f, slot, "state.tgz")
+            .unwrap()
+            .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let view = inspect_state_tgz(&state, work.path()).unwrap();
+        let store = dump_store(view.configstore.as_ref().unwrap(), work.path()).unwrap();
+        assert_eq!(store.integrity, "ok");
+        let owner_of = |sbdf: &str| -> String {
+            let row = store.tables["Config"]
+                .iter()
+                .find(|r| r[2] == "pci_devices" && r[3] == sbdf)
+                .unwrap_or_else(|| panic!("bank {slot}: no row {sbdf}"));
+            row[9].as_str().unwrap_or_default().to_string()
+        };
         assert!(
-            conf.contains("/device/000:000:07.0/owner = \"vmkernel\""),
+            owner_of("0000:00:07.0").contains("\"owner\":\"OWNER_VMKERNEL\""),
             "bank {slot}"
         );
         assert!(
-            conf.contains("/device/000:000:02.0/owner = \"passthru\""),
+            owner_of("0000:00:02.0").contains("\"owner\":\"OWNER_PASSTHRU\""),
             "bank {slot}: GPU passthrough must stay"
         );
     }
-    boot.assert_has("keep /device/000:000:02.0/owner");
+    boot.assert_has("keep ConfigStore pci_devices 0000:00:02.0");
     assert_healthy(&f.path);
 }
 

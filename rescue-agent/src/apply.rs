@@ -140,8 +140,8 @@ pub fn apply(
         }
     }
     let after = probe::probe(dev, ctx)?;
-    if !after.report.problems.is_empty() || after.report.esxi.is_none() {
-        let left: Vec<String> = after.report.problems.iter().map(|p| p.describe()).collect();
+    if after.report.repairable().next().is_some() || after.report.esxi.is_none() {
+        let left: Vec<String> = after.report.repairable().map(|p| p.describe()).collect();
         bail!(
             "verification failed: after the repair the disk still shows: {}",
             left.join("; ")

@@ -1,10 +1,11 @@
-//! Per-bank configuration findings: every passthru owner in the bank's own esx.conf, and the
-//! policy's decision for it.
+//! Per-bank configuration findings: every passthru owner in the bank's own esx.conf and in its
+//! ConfigStore (7.0U2+), every disabled storage/USB driver module, and the policies' decisions.
 
 use serde::Serialize;
 
 use crate::blockdev::BlockDevice;
-use crate::configstore;
+use crate::configstore::{self, PciDeviceRow};
+use crate::driver_map::{self, DriverDecision, DriverPolicy};
 use crate::esxconf::{self, OwnerLine};
 use crate::fat_replace;
 use crate::passthru_policy::{self, Decision, PciFunction, Policy};
@@ -19,6 +20,7 @@ pub const STATE_TGZ: &str = "state.tgz";
 pub struct PolicyContext {
     pub policy: Policy,
     pub functions: Vec<PciFunction>,
+    pub drivers: DriverPolicy,
 }
 
 impl Default for PolicyContext {
@@ -26,8 +28,55 @@ impl Default for PolicyContext {
         PolicyContext {
             policy: Policy::Storage,
             functions: Vec::new(),
+            drivers: DriverPolicy::Boot,
         }
     }
+}
+
+impl PolicyContext {
+    /// The Linux drivers of the functions that carry the ESXi disk (None where unknown).
+    pub fn boot_drivers(&self) -> Vec<Option<String>> {
+        self.functions
+            .iter()
+            .filter(|f| f.carries_esxi_disk)
+            .map(|f| f.driver.clone())
+            .collect()
+    }
+
+    fn class_of(&self, addr: Option<esxconf::PciAddr>) -> Option<String> {
+        let a = addr?;
+        self.functions
+            .iter()
+            .find(|f| f.addr == a)
+            .and_then(|f| f.class)
+            .map(|c| format!("{c:#08x} {}", passthru_policy::class_name(c)))
+    }
+}
+
+/// One `esx/hardware/pci_devices` row of the bank's ConfigStore, with the policy's decision.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreOwnerFinding {
+    #[serde(flatten)]
+    pub row: PciDeviceRow,
+    pub class: Option<String>,
+    pub decision: Decision,
+}
+
+/// The bank's ConfigStore as far as passthrough goes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StoreReport {
+    pub pci_devices: Vec<StoreOwnerFinding>,
+    /// Why the store could not be read (then nothing in it is changed).
+    pub error: Option<String>,
+}
+
+/// A storage or USB driver module the bank disables, with the driver policy's decision.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModuleFinding {
+    pub module: String,
+    /// Where: "ConfigStore Config.UserValue" or "esx.conf line 12".
+    pub found_in: Vec<String>,
+    pub decision: DriverDecision,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -47,8 +96,10 @@ pub struct ConfigReport {
     pub flavor: Option<Flavor>,
     pub state_tgz_bytes: Option<u64>,
     pub owners: Vec<OwnerFinding>,
-    /// ConfigStore rows mentioning passthrough (shown, never edited).
-    pub configstore_rows: Vec<String>,
+    /// The ConfigStore's PCI ownership rows, when local.tgz carries a store (7.0+).
+    pub configstore: Option<StoreReport>,
+    /// Disabled storage/USB driver modules (ConfigStore module_settings, esx.conf).
+    pub disabled_modules: Vec<ModuleFinding>,
     /// Why the configuration could not be read (no state.tgz, TPM-sealed, damaged archive).
     pub unreadable: Option<String>,
     pub tpm_sealed: bool,
@@ -57,6 +108,17 @@ pub struct ConfigReport {
 impl ConfigReport {
     pub fn flips(&self) -> impl Iterator<Item = &OwnerFinding> {
         self.owners.iter().filter(|o| o.decision.flip)
+    }
+
+    pub fn store_flips(&self) -> impl Iterator<Item = &StoreOwnerFinding> {
+        self.configstore
+            .iter()
+            .flat_map(|s| s.pci_devices.iter())
+            .filter(|r| r.decision.flip)
+    }
+
+    pub fn module_enables(&self) -> impl Iterator<Item = &ModuleFinding> {
+        self.disabled_modules.iter().filter(|m| m.decision.enable)
     }
 }
 
@@ -72,7 +134,8 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
         flavor: None,
         state_tgz_bytes: None,
         owners: Vec::new(),
-        configstore_rows: Vec::new(),
+        configstore: None,
+        disabled_modules: Vec::new(),
         unreadable: None,
         tpm_sealed: false,
     };
@@ -110,40 +173,76 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
     report.flavor = Some(archive.flavor);
     report.owners = esxconf::parse_owners(&archive.esx_conf)
         .into_iter()
-        .map(|owner| {
-            let decision = passthru_policy::decide(&ctx.policy, &owner, &ctx.functions);
-            let class = owner.addr.and_then(|a| {
-                ctx.functions
-                    .iter()
-                    .find(|f| f.addr == a)
-                    .and_then(|f| f.class)
-                    .map(|c| format!("{c:#08x} {}", passthru_policy::class_name(c)))
-            });
-            OwnerFinding {
-                normalised: owner.addr.map(|a| a.to_string()),
-                class,
-                decision,
-                owner,
-            }
+        .map(|owner| OwnerFinding {
+            normalised: owner.addr.map(|a| a.to_string()),
+            class: ctx.class_of(owner.addr),
+            decision: passthru_policy::decide(&ctx.policy, &owner, &ctx.functions),
+            owner,
         })
         .collect();
+    let boot_drivers = ctx.boot_drivers();
+    let mut disabled: Vec<(String, String)> = esxconf::disabled_modules(&archive.esx_conf)
+        .into_iter()
+        .map(|m| (m.module, format!("esx.conf line {}", m.line)))
+        .collect();
     if let Some(db) = &archive.configstore {
-        let needles: Vec<String> = report
-            .owners
-            .iter()
-            .filter(|o| o.owner.is_passthru())
-            .flat_map(|o| [Some(o.owner.key_addr.clone()), o.normalised.clone()])
-            .flatten()
-            .collect();
-        match configstore::passthru_rows(db, &needles) {
-            Ok(rows) => report.configstore_rows = rows,
-            Err(e) => report
-                .configstore_rows
-                .push(format!("(ConfigStore unreadable: {e})")),
+        let mut store = StoreReport::default();
+        match configstore::read(db) {
+            Ok(found) => {
+                store.pci_devices = found
+                    .pci_devices
+                    .into_iter()
+                    .map(|row| StoreOwnerFinding {
+                        class: ctx.class_of(row.addr),
+                        decision: store_decision(ctx, &row),
+                        row,
+                    })
+                    .collect();
+                for m in found.disabled_modules {
+                    for column in m.disabled_in {
+                        disabled.push((m.module.clone(), format!("ConfigStore {column}")));
+                    }
+                }
+            }
+            Err(e) => store.error = Some(e.to_string()),
+        }
+        report.configstore = Some(store);
+    }
+    for (module, found_in) in disabled {
+        if !driver_map::is_storage_or_usb_module(&module) {
+            continue;
+        }
+        match report
+            .disabled_modules
+            .iter_mut()
+            .find(|m| m.module == module)
+        {
+            Some(m) => m.found_in.push(found_in),
+            None => report.disabled_modules.push(ModuleFinding {
+                decision: driver_map::decide(&ctx.drivers, &module, &boot_drivers),
+                module,
+                found_in: vec![found_in],
+            }),
         }
     }
     LoadedConfig {
         report,
         archive: Some(archive),
+    }
+}
+
+fn store_decision(ctx: &PolicyContext, row: &PciDeviceRow) -> Decision {
+    if !row.is_passthru() {
+        return Decision {
+            flip: false,
+            reason: format!(
+                "owner is {}, not OWNER_PASSTHRU; nothing to change",
+                row.owner.as_deref().unwrap_or("unset (OWNER_VMKERNEL)")
+            ),
+        };
+    }
+    match row.addr {
+        Some(addr) => passthru_policy::decide_addr(&ctx.policy, addr, &ctx.functions),
+        None => passthru_policy::decide_unreadable(&ctx.policy, &row.identifier),
     }
 }

@@ -11,6 +11,7 @@ use crate::backup_sink::{BackupSink, DirSink};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::config_repair;
+use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
 use crate::gpt_repair;
 use crate::passthru_policy::{PciFunction, Policy};
@@ -42,16 +43,26 @@ struct PassthruArgs {
     /// none, or a list of PCI addresses (0000:16:00.0,0000:17:00.0)
     #[arg(long, value_name = "POLICY", default_value = "storage", value_parser = parse_policy)]
     passthru: Policy,
-    /// For image files: the PCI function (Linux form, 0000:16:00.0) the disk sits behind
-    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
-    controller: Vec<PciAddr>,
+    /// For image files: the PCI function (Linux form, 0000:16:00.0) the disk sits behind, or
+    /// the chain from the root with its bridges (0000:00:1e.0/0000:03:00.0)
+    #[arg(long, value_name = "ADDR[/ADDR…]", value_parser = parse_chain)]
+    controller: Vec<Vec<PciAddr>>,
+    /// boot (default: re-enable the ESXi driver of the controller that carries the ESXi disk
+    /// when a bank disabled it), none, or a list of ESXi module names (vmkusb,nvme_pcie)
+    #[arg(long, value_name = "DRIVERS", default_value = "boot", value_parser = parse_drivers)]
+    drivers: DriverPolicy,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
     Policy::parse(s).map_err(|e| e.to_string())
 }
-fn parse_addr(s: &str) -> Result<PciAddr, String> {
-    PciAddr::parse_linux(s).map_err(|e| e.to_string())
+fn parse_chain(s: &str) -> Result<Vec<PciAddr>, String> {
+    s.split('/')
+        .map(|a| PciAddr::parse_linux(a).map_err(|e| e.to_string()))
+        .collect()
+}
+fn parse_drivers(s: &str) -> Result<DriverPolicy, String> {
+    DriverPolicy::parse(s).map_err(|e| e.to_string())
 }
 
 impl PassthruArgs {
@@ -61,11 +72,15 @@ impl PassthruArgs {
             .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
             .unwrap_or(false);
         match target.file_name() {
-            Some(name) if is_dev && self.controller.is_empty() => pci_context::from_sysfs(
-                Path::new("/sys"),
-                self.passthru.clone(),
-                &[name.to_string_lossy().into_owned()],
-            ),
+            Some(name) if is_dev && self.controller.is_empty() => {
+                let mut ctx = pci_context::from_sysfs(
+                    Path::new("/sys"),
+                    self.passthru.clone(),
+                    &[name.to_string_lossy().into_owned()],
+                );
+                ctx.drivers = self.drivers.clone();
+                ctx
+            }
             _ => self.context(),
         }
     }
@@ -74,16 +89,22 @@ impl PassthruArgs {
         let functions = self
             .controller
             .iter()
-            .map(|addr| PciFunction {
-                addr: *addr,
-                class: None,
-                carries_esxi_disk: true,
-                description: Some("named by --controller".into()),
+            .filter_map(|chain| {
+                let (addr, upstream) = chain.split_last()?;
+                Some(PciFunction {
+                    addr: *addr,
+                    class: None,
+                    carries_esxi_disk: true,
+                    description: Some("named by --controller".into()),
+                    upstream: upstream.to_vec(),
+                    driver: None,
+                })
             })
             .collect();
         PolicyContext {
             policy: self.passthru.clone(),
             functions,
+            drivers: self.drivers.clone(),
         }
     }
 }
@@ -229,7 +250,7 @@ fn resolve_target(target: Option<PathBuf>, ctx: &PolicyContext) -> anyhow::Resul
     }
 }
 
-fn plan_for(dev: &BlockDevice, probe: &Probe) -> anyhow::Result<Plan> {
+fn plan_for(dev: &BlockDevice, probe: &Probe, ctx: &PolicyContext) -> anyhow::Result<Plan> {
     let (Some(gpt), Some(layout)) = (&probe.gpt, &probe.layout) else {
         bail!(Refusal(format!(
             "{}: not an ESXi disk ({}); nothing written",
@@ -238,7 +259,7 @@ fn plan_for(dev: &BlockDevice, probe: &Probe) -> anyhow::Result<Plan> {
         )));
     };
     let mut plan = gpt_repair::plan_gpt(dev, gpt, layout)?;
-    config_repair::plan_config(probe, &mut plan)?;
+    config_repair::plan_config(probe, &ctx.policy, &mut plan)?;
     Ok(plan)
 }
 
@@ -247,7 +268,7 @@ fn plan_cmd(json: bool, target: Option<PathBuf>, passthru: &PassthruArgs) -> any
     let ctx = &passthru.context_for(&target);
     let dev = BlockDevice::open(&target, Access::ReadOnly)?;
     let probe = probe::probe(&dev, ctx)?;
-    let plan = plan_for(&dev, &probe)?;
+    let plan = plan_for(&dev, &probe, ctx)?;
     if json {
         println!(
             "{}",
@@ -272,7 +293,7 @@ fn repair(
     let dev = BlockDevice::open(&target, Access::ReadWrite)
         .with_context(|| format!("opening {} for writing", target.display()))?;
     let probe = probe::probe(&dev, ctx)?;
-    let plan = plan_for(&dev, &probe)?;
+    let plan = plan_for(&dev, &probe, ctx)?;
     if plan.is_empty() {
         if json {
             println!(
@@ -283,7 +304,17 @@ fn repair(
             );
         } else {
             print!("{}", describe_disk(&probe.report));
-            println!("  healthy: nothing to repair, nothing written");
+            if probe.report.healthy() {
+                println!("  healthy: nothing to repair, nothing written");
+            } else {
+                for k in &plan.kept {
+                    println!("    {k}");
+                }
+                println!(
+                    "  nothing to repair under this policy; the {} problem(s) above are left as they are, nothing written",
+                    probe.report.problems.len()
+                );
+            }
         }
         return Ok(());
     }

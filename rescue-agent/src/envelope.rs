@@ -750,6 +750,23 @@ fn check_key(cipher_name: &str, stored_hash: &[u8], key: &[u8; 32]) -> Result<()
 /// against the key ([`EnvelopeError::KeyHashMismatch`]), the GCM tag
 /// ([`EnvelopeError::AuthFailed`]), then the crypto footer and its pad.
 pub fn decrypt(ve: &[u8], key: &[u8; 32]) -> Result<Vec<u8>, EnvelopeError> {
+    decrypt_keeping_filler(ve, key).map(|(data, _)| data)
+}
+
+/// The bytes ESXi puts where the data does not: the pad after the data and the first 3584 bytes
+/// of the crypto footer block. ESXi fills both (they are not zero in the real sample); a
+/// re-encryption that reuses them writes the envelope the way ESXi laid it out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filler {
+    pub pad: Vec<u8>,
+    pub footer_head: Vec<u8>,
+}
+
+/// [`decrypt`], also returning the original's [`Filler`].
+pub fn decrypt_keeping_filler(
+    ve: &[u8],
+    key: &[u8; 32],
+) -> Result<(Vec<u8>, Filler), EnvelopeError> {
     let p = parse_header(ve)?;
     let tag = parse_aead_footer(ve, p.header_len)?;
     let env = envelope_from(ve, &p);
@@ -810,8 +827,13 @@ pub fn decrypt(ve: &[u8], key: &[u8; 32]) -> Result<Vec<u8>, EnvelopeError> {
             reason: format!("data + pad is {fbase} bytes, not a multiple of 4096"),
         });
     }
-    buf.truncate(fbase - pad as usize);
-    Ok(buf)
+    let data_len = fbase - pad as usize;
+    let filler = Filler {
+        pad: buf[data_len..fbase].to_vec(),
+        footer_head: buf[fbase..fbase + CRYPTO_MAGIC_OFF].to_vec(),
+    };
+    buf.truncate(data_len);
+    Ok((buf, filler))
 }
 
 /// Re-encrypt `data` with the same header attributes as `template` except a fresh `iv`.
@@ -826,6 +848,18 @@ pub fn encrypt(
     key: &[u8; 32],
     iv: [u8; 12],
     data: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
+    encrypt_with_filler(template, key, iv, data, &Filler::default())
+}
+
+/// [`encrypt`] with the pad and footer-head bytes taken from `filler` (cycled when the new pad
+/// is longer, zeros when it is empty), so the layout matches the envelope it came from.
+pub fn encrypt_with_filler(
+    template: &Envelope,
+    key: &[u8; 32],
+    iv: [u8; 12],
+    data: &[u8],
+    filler: &Filler,
 ) -> Result<Vec<u8>, EnvelopeError> {
     let p =
         parse_header(&template.header).map_err(|e| EnvelopeError::BadTemplate(e.to_string()))?;
@@ -849,8 +883,14 @@ pub fn encrypt(
         .ok_or_else(|| EnvelopeError::Cipher("data too large".into()))?;
     let mut buf = Vec::with_capacity(total);
     buf.extend_from_slice(data);
-    buf.resize(data.len() + pad, 0);
+    if filler.pad.is_empty() {
+        buf.resize(data.len() + pad, 0);
+    } else {
+        buf.extend(filler.pad.iter().cycle().take(pad));
+    }
     let mut footer = [0u8; BLOCK];
+    let head = filler.footer_head.len().min(CRYPTO_MAGIC_OFF);
+    footer[..head].copy_from_slice(&filler.footer_head[..head]);
     footer[CRYPTO_MAGIC_OFF..CRYPTO_MAGIC_OFF + CRYPTO_FOOTER_MAGIC.len()]
         .copy_from_slice(CRYPTO_FOOTER_MAGIC);
     footer[CRYPTO_PAD_OFF..CRYPTO_PAD_OFF + 4].copy_from_slice(&(pad as u32).to_le_bytes());
@@ -920,6 +960,22 @@ pub fn new_template(key_info: &str, key: &[u8; 32]) -> Result<Envelope, Envelope
     h[HEADER_FIXED..HEADER_FIXED + attrs.len()].copy_from_slice(&attrs);
     let p = parse_header(&h)?;
     Ok(envelope_from(&h, &p))
+}
+
+/// ESXi's own IV: `WMV_` and eight zero bytes, in the real 7.0U2 sample.
+pub const ESXI_IV: [u8; 12] = *b"WMV_\0\0\0\0\0\0\0\0";
+
+/// The IV for re-encrypting an envelope whose IV was `original`, keeping its scheme: ESXi's
+/// fixed `WMV_`-prefixed IV stays exactly as ESXi wrote it (the sample, from a host backed up
+/// many times, still has a zero counter: the IV is constant, not counted); any other IV is
+/// taken for random and replaced by a fresh one. Re-using ESXi's fixed IV costs nothing it
+/// does not already cost: in mode NONE the key is derivable from encryption.info.
+pub fn next_iv(original: &[u8; 12]) -> [u8; 12] {
+    if original[..4] == ESXI_IV[..4] {
+        *original
+    } else {
+        fresh_iv()
+    }
 }
 
 /// 12 random bytes for a GCM IV, read from `/dev/urandom`.

@@ -244,6 +244,62 @@ pub fn parse_esx_addr(s: &str) -> Option<(PciAddr, AddrForm)> {
     Some((PciAddr::from_u32s(segment, bus, device, function), form))
 }
 
+/// The addresses a PCI-shaped key that [`parse_esx_addr`] rejects most likely means: every
+/// valid reading with each of bus and device taken as decimal or hex (`0000:00:31.2`, device 31
+/// written in decimal in the hex form, reads as `0000:00:1f.2`). Empty for SR-IOV `.vf` names,
+/// valid keys and anything not made of 3 or 4 short numeric fields.
+pub fn likely_readings(s: &str) -> Vec<PciAddr> {
+    if parse_esx_addr(s).is_some() {
+        return Vec::new();
+    }
+    let Some((head, function)) = s.rsplit_once(['.', ':']) else {
+        return Vec::new();
+    };
+    let fields: Vec<&str> = head.split(':').collect();
+    let shaped =
+        |f: &str| !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(2..=3).contains(&fields.len())
+        || !fields.iter().all(|f| shaped(f))
+        || function.len() != 1
+        || !function.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Vec::new();
+    }
+    let function: u32 = function.parse().unwrap_or(u32::MAX);
+    let (segment, bus, device) = match fields.as_slice() {
+        [b, d] => ("0", *b, *d),
+        [s, b, d] => (*s, *b, *d),
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for seg_radix in [16, 10] {
+        for bus_radix in [16, 10] {
+            for dev_radix in [10, 16] {
+                let parsed = (
+                    u32::from_str_radix(segment, seg_radix),
+                    u32::from_str_radix(bus, bus_radix),
+                    u32::from_str_radix(device, dev_radix),
+                );
+                let (Ok(sg), Ok(b), Ok(d)) = parsed else {
+                    continue;
+                };
+                if sg > u32::from(u16::MAX)
+                    || b > MAX_BUS
+                    || d > MAX_DEVICE
+                    || function > MAX_FUNCTION
+                {
+                    continue;
+                }
+                let a = PciAddr::from_u32s(sg, b, d, function);
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// One `/device/<addr>/owner = "…"` line of esx.conf.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct OwnerLine {
@@ -354,6 +410,61 @@ pub fn parse_owners(text: &str) -> Vec<OwnerLine> {
         .collect()
 }
 
+/// A driver module that esx.conf disables (ESXi up to 7.0U1 keeps module settings here).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DisabledModuleLine {
+    pub line: usize,
+    pub module: String,
+}
+
+/// Every `/vmkernel/module/<name>/enabled = "false"` line (also `/vmkernel/modules/…` and the
+/// value `"0"`). The exact key `esxcli system module set --enabled=false` writes is UNVERIFIED
+/// (docs/drivers.md): this is the branch where esx.conf keeps module options. One pass, linear.
+pub fn disabled_modules(text: &str) -> Vec<DisabledModuleLine> {
+    settings(text)
+        .into_iter()
+        .filter(|s| is_disabled_value(s.value))
+        .filter_map(|s| {
+            module_of_enabled_key(s.key).map(|name| DisabledModuleLine {
+                line: s.line,
+                module: name.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// `text` with the `enabled` value of each named module's disabling line set to `true`; every
+/// other byte identical (the value is replaced between its quotes, no line is added).
+pub fn enable_modules(text: &str, modules: &[&str]) -> String {
+    let mut out = text.to_string();
+    let mut targets: Vec<(Range<usize>, &str)> = settings(text)
+        .into_iter()
+        .filter(|s| is_disabled_value(s.value))
+        .filter(|s| module_of_enabled_key(s.key).is_some_and(|name| modules.contains(&name)))
+        .map(|s| (s.value_range, if s.value == "0" { "1" } else { "true" }))
+        .collect();
+    // Back to front, so earlier ranges stay valid.
+    targets.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+    for (r, value) in targets {
+        out.replace_range(r, value);
+    }
+    out
+}
+
+const MODULE_BRANCHES: [&str; 2] = ["/vmkernel/module/", "/vmkernel/modules/"];
+const MODULE_ENABLED_LEAF: &str = "/enabled";
+
+fn is_disabled_value(v: &str) -> bool {
+    v.eq_ignore_ascii_case("false") || v == "0"
+}
+
+/// `/vmkernel/module/<name>/enabled` → `<name>`.
+fn module_of_enabled_key(key: &str) -> Option<&str> {
+    let rest = MODULE_BRANCHES.iter().find_map(|b| key.strip_prefix(b))?;
+    let name = rest.strip_suffix(MODULE_ENABLED_LEAF)?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
 /// Why [`set_owner_values`] refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EditError {
@@ -441,6 +552,43 @@ mod tests {
             device,
             function,
         }
+    }
+
+    #[test]
+    fn likely_readings_of_out_of_range_keys() {
+        // A real user's edit: device 31 decimal in the hex form.
+        assert_eq!(likely_readings("0000:00:31.2"), vec![addr(0, 0, 0x1f, 2)]);
+        // Two readings: bus 10 hex or decimal, device 20 only decimal (0x20 > 0x1f).
+        assert_eq!(
+            likely_readings("0000:10:20.0"),
+            vec![addr(0, 0x10, 20, 0), addr(0, 10, 20, 0)]
+        );
+        assert!(
+            likely_readings("000:31.2").is_empty(),
+            "valid keys have no other reading"
+        );
+        assert!(likely_readings("000:022:00.0.vf0").is_empty());
+        assert!(likely_readings("garbage").is_empty());
+        assert!(
+            likely_readings("0000:00:99.9").is_empty(),
+            "function 9 has no reading"
+        );
+    }
+
+    #[test]
+    fn disabled_module_lines_are_found_and_enabled_in_place() {
+        let text = "/adv/Misc/HostName = \"esx01\"\n/vmkernel/module/vmkusb/enabled = \"false\"\r\n\
+                    /vmkernel/module/lsi_mr3/enabled = \"true\"\n/vmkernel/modules/nvme_pcie/enabled = \"0\"\n";
+        let found = disabled_modules(text);
+        let names: Vec<&str> = found.iter().map(|m| m.module.as_str()).collect();
+        assert_eq!(names, ["vmkusb", "nvme_pcie"]);
+        assert_eq!(found[0].line, 2);
+        let fixed = enable_modules(text, &["vmkusb"]);
+        assert_eq!(
+            fixed,
+            text.replace("vmkusb/enabled = \"false\"", "vmkusb/enabled = \"true\"")
+        );
+        assert_eq!(disabled_modules(&fixed).len(), 1);
     }
 
     // ---- PciAddr::parse_linux / Display ----

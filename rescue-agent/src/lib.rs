@@ -11,6 +11,7 @@ pub mod bootbank;
 pub mod cli;
 pub mod config_repair;
 pub mod configstore;
+pub mod driver_map;
 pub mod envelope;
 pub mod esxconf;
 pub mod fat_overlay;

@@ -11,10 +11,15 @@
 //! * a comma-separated list of Linux hex addresses (`0000:01:00.0,…`): flip
 //!   exactly those.
 //!
-//! Lines whose address could not be parsed (SR-IOV `.vf` names, garbage) never
-//! flip, under any policy.
+//! The same policy decides for ConfigStore `esx/hardware/pci_devices` rows (7.0U2+).
+//! Under `storage`, a PCI bridge upstream of a function that carries an ESXi disk flips too:
+//! passing the bridge through hands everything behind it to a VM.
+//!
+//! Lines whose address could not be parsed never flip, with one exception: an address shaped
+//! like PCI but out of range (`0000:00:31.2`, a decimal device in the hex form) flips under
+//! `all`. SR-IOV `.vf` names and garbage never flip.
 
-use crate::esxconf::{OwnerLine, PciAddr};
+use crate::esxconf::{self, OwnerLine, PciAddr};
 use std::fmt;
 
 /// What to do with passthru owner lines.
@@ -119,6 +124,10 @@ pub struct PciFunction {
     pub class: Option<u32>,
     pub carries_esxi_disk: bool,
     pub description: Option<String>,
+    /// The PCI bridges between the root and this function, nearest the root first.
+    pub upstream: Vec<PciAddr>,
+    /// The Linux driver bound to it (live systems only).
+    pub driver: Option<String>,
 }
 
 /// The verdict for one owner line.
@@ -164,12 +173,38 @@ pub fn decide(policy: &Policy, owner: &OwnerLine, functions: &[PciFunction]) -> 
             owner.value
         ));
     }
-    let Some(addr) = owner.addr else {
+    match owner.addr {
+        Some(addr) => decide_addr(policy, addr, functions),
+        None => decide_unreadable(policy, &owner.key_addr),
+    }
+}
+
+/// Decide for a passthrough owner whose address could not be read. Only `all` flips, and only
+/// addresses with a likely reading (a PCI-shaped key with a field out of range).
+pub fn decide_unreadable(policy: &Policy, key_addr: &str) -> Decision {
+    let readings = esxconf::likely_readings(key_addr);
+    if readings.is_empty() {
         return Decision::keep(format!(
-            "unrecognised device address {:?}; left unchanged",
-            owner.key_addr
+            "unrecognised device address {key_addr:?}; left unchanged"
         ));
-    };
+    }
+    let list = readings
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    match policy {
+        Policy::All => Decision::flip(format!(
+            "policy all (address {key_addr:?} is not a valid PCI address; likely {list})"
+        )),
+        _ => Decision::keep(format!(
+            "address {key_addr:?} is not a valid PCI address (likely {list}); left unchanged, --passthru all flips it"
+        )),
+    }
+}
+
+/// Decide for a passthrough owner at `addr` (an esx.conf line or a ConfigStore row).
+pub fn decide_addr(policy: &Policy, addr: PciAddr, functions: &[PciFunction]) -> Decision {
     match policy {
         Policy::None => Decision::keep("policy none"),
         Policy::All => Decision::flip("policy all"),
@@ -185,6 +220,15 @@ pub fn decide(policy: &Policy, owner: &OwnerLine, functions: &[PciFunction]) -> 
 }
 
 fn decide_storage(addr: PciAddr, functions: &[PciFunction]) -> Decision {
+    if let Some(below) = functions
+        .iter()
+        .find(|f| f.carries_esxi_disk && f.upstream.contains(&addr))
+    {
+        return Decision::flip(format!(
+            "PCI bridge upstream of {}, which carries a disk of the ESXi install",
+            below.addr
+        ));
+    }
     let matching: Vec<&PciFunction> = functions.iter().filter(|f| f.addr == addr).collect();
     if matching.is_empty() {
         return Decision::keep(format!(
@@ -271,6 +315,8 @@ mod tests {
             class,
             carries_esxi_disk: carries,
             description: None,
+            upstream: Vec::new(),
+            driver: None,
         }
     }
 
@@ -434,6 +480,44 @@ mod tests {
                 reason: "policy none".into()
             }
         );
+    }
+
+    #[test]
+    fn bridge_upstream_of_the_esxi_controller_flips_under_storage() {
+        // ESX 4.0 sample: 000:30.0 is the bridge 0000:00:1e.0 in front of bus 3.
+        let o = owner("000:30.0", "passthru");
+        let mut hba = func("0000:03:00.0", Some(0x010400), true);
+        hba.upstream = vec![pa("0000:00:1e.0")];
+        let d = decide(&Policy::Storage, &o, &[hba.clone()]);
+        assert!(d.flip, "{}", d.reason);
+        assert!(
+            d.reason.contains("upstream of 0000:03:00.0"),
+            "{}",
+            d.reason
+        );
+        // A bridge in front of nothing ESXi needs stays passed through.
+        let mut gpu = func("0000:04:00.0", Some(0x030000), false);
+        gpu.upstream = vec![pa("0000:00:1e.0")];
+        let bridge = func("0000:00:1e.0", Some(0x060400), false);
+        assert!(!decide(&Policy::Storage, &o, &[gpu, bridge]).flip);
+    }
+
+    #[test]
+    fn out_of_range_address_flips_only_under_all() {
+        // Device 0x31 > 0x1f: the user wrote decimal 31 (the AHCI 00:1f.2) in the hex form.
+        let o = owner("0000:00:31.2", "passthru");
+        assert_eq!(o.addr, None);
+        let fs = [func("0000:00:1f.2", Some(0x010601), true)];
+        let keep = decide(&Policy::Storage, &o, &fs);
+        assert!(!keep.flip);
+        assert!(
+            keep.reason.contains("likely 0000:00:1f.2"),
+            "{}",
+            keep.reason
+        );
+        assert!(keep.reason.contains("--passthru all"), "{}", keep.reason);
+        assert!(decide(&Policy::All, &o, &fs).flip);
+        assert!(!decide(&Policy::None, &o, &fs).flip);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::bank_config::PolicyContext;
+use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
 use crate::init::sysfs;
 use crate::passthru_policy::{PciFunction, Policy};
@@ -19,7 +20,10 @@ pub fn from_sysfs(sys: &Path, policy: Policy, carrier_disks: &[String]) -> Polic
         .into_iter()
         .filter_map(|f| {
             let addr = PciAddr::parse_linux(&f.address).ok()?;
+            let upstream = upstream_bridges(&f.sysfs_path, &f.address);
             Some(PciFunction {
+                upstream,
+                driver: f.driver.clone(),
                 addr,
                 class: Some(f.class),
                 carries_esxi_disk: carriers.contains(&f.address),
@@ -35,5 +39,38 @@ pub fn from_sysfs(sys: &Path, policy: Policy, carrier_disks: &[String]) -> Polic
             })
         })
         .collect();
-    PolicyContext { policy, functions }
+    PolicyContext {
+        policy,
+        functions,
+        drivers: DriverPolicy::Boot,
+    }
+}
+
+/// The PCI functions in a resolved sysfs path before `address` itself: the bridges in front of it.
+fn upstream_bridges(sysfs_path: &Path, address: &str) -> Vec<PciAddr> {
+    sysfs_path
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .filter(|c| sysfs::is_pci_addr(c) && *c != address)
+        .filter_map(|c| PciAddr::parse_linux(c).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridges_come_from_the_resolved_path() {
+        let path = Path::new("/sys/devices/pci0000:00/0000:00:1e.0/0000:03:00.0");
+        assert_eq!(
+            upstream_bridges(path, "0000:03:00.0"),
+            vec![PciAddr::parse_linux("0000:00:1e.0").unwrap()]
+        );
+        assert!(upstream_bridges(
+            Path::new("/sys/devices/pci0000:00/0000:00:1f.2"),
+            "0000:00:1f.2"
+        )
+        .is_empty());
+    }
 }

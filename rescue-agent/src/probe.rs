@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::bank_config::{self, ConfigReport, PolicyContext};
 use crate::blockdev::{Access, BlockDevice};
 use crate::bootbank::{self, BootCfg};
+use crate::esxconf;
 use crate::gpt::{self, DiskGpt, GptCopy};
 use crate::layout::{self, Generation, Layout, Media, PartFacts, Placement};
 use crate::passthru_policy::Policy;
@@ -37,13 +38,39 @@ pub enum Problem {
     CopiesDiffer,
     /// Entries are not in the slots ESXi put them in.
     SlotsNotCanonical { moves: Vec<Placement> },
-    /// A bank's esx.conf passes through a device the policy says ESXi needs.
+    /// A bank's esx.conf or ConfigStore passes through a device the policy says ESXi needs.
     PassthruOnEsxiDevice { slot: u32, owners: Vec<String> },
-    /// A bank's configuration could not be read (TPM-sealed, damaged archive).
+    /// A bank's configuration could not be read (damaged archive or ConfigStore).
     ConfigUnreadable { slot: u32, reason: String },
+    /// A bank's configuration is sealed by the host's TPM: nothing offline can read it.
+    ConfigSealed { slot: u32 },
+    /// A passthru owner whose address is not a valid PCI address (kept under the policy).
+    UnreadableOwnerKey {
+        slot: u32,
+        key: String,
+        likely: Vec<String>,
+    },
+    /// A bank disables an ESXi storage or USB driver module.
+    DriverDisabled {
+        slot: u32,
+        module: String,
+        found_in: Vec<String>,
+        enable: bool,
+        reason: String,
+    },
 }
 
 impl Problem {
+    /// Reported but, under the chosen policy, not something a repair changes: verification
+    /// does not count these, and a disk with only these has nothing to repair.
+    pub fn is_advisory(&self) -> bool {
+        match self {
+            Problem::ConfigSealed { .. } | Problem::UnreadableOwnerKey { .. } => true,
+            Problem::DriverDisabled { enable, .. } => !enable,
+            _ => false,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Problem::PrimaryInvalid { reason } => format!("primary GPT unusable: {reason}"),
@@ -65,6 +92,24 @@ impl Problem {
             Problem::ConfigUnreadable { slot, reason } => {
                 format!("bootbank slot {slot}: configuration unreadable: {reason}")
             }
+            Problem::ConfigSealed { slot } => format!(
+                "bootbank slot {slot}: configuration sealed by the TPM; it cannot be checked or changed offline"
+            ),
+            Problem::UnreadableOwnerKey { slot, key, likely } => format!(
+                "bootbank slot {slot}: passthru owner {key} is not a valid PCI address (likely {}); ESXi most probably ignores it; --passthru all flips it",
+                likely.join(" or ")
+            ),
+            Problem::DriverDisabled {
+                slot,
+                module,
+                found_in,
+                enable,
+                reason,
+            } => format!(
+                "bootbank slot {slot}: driver {module} disabled ({}){}: {reason}",
+                found_in.join(", "),
+                if *enable { ", will be re-enabled" } else { ", left" }
+            ),
             Problem::SlotsNotCanonical { moves } => {
                 let list: Vec<String> = moves
                     .iter()
@@ -128,6 +173,11 @@ pub struct DiskReport {
 impl DiskReport {
     pub fn healthy(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Problems a repair under the policy would change.
+    pub fn repairable(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| !p.is_advisory())
     }
 }
 
@@ -242,18 +292,60 @@ pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {
 
 fn config_problems(slot: u32, config: &ConfigReport, policy: &Policy) -> Vec<Problem> {
     let mut out = Vec::new();
-    let owners: Vec<String> = config
+    let mut owners: Vec<String> = config
         .flips()
         .map(|o| format!("/device/{}/owner ({})", o.owner.key_addr, o.decision.reason))
         .collect();
+    owners.extend(config.store_flips().map(|r| {
+        format!(
+            "ConfigStore pci_devices {} ({})",
+            r.row.identifier, r.decision.reason
+        )
+    }));
     if !owners.is_empty() {
         out.push(Problem::PassthruOnEsxiDevice { slot, owners });
     }
+    let unreadable_lines = config
+        .owners
+        .iter()
+        .filter(|o| o.owner.is_passthru() && o.owner.addr.is_none() && !o.decision.flip)
+        .map(|o| o.owner.key_addr.clone());
+    let unreadable_rows = config
+        .configstore
+        .iter()
+        .flat_map(|s| s.pci_devices.iter())
+        .filter(|r| r.row.is_passthru() && r.row.addr.is_none() && !r.decision.flip)
+        .map(|r| r.row.identifier.clone());
+    for key in unreadable_lines.chain(unreadable_rows) {
+        let likely: Vec<String> = esxconf::likely_readings(&key)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if !likely.is_empty() {
+            out.push(Problem::UnreadableOwnerKey { slot, key, likely });
+        }
+    }
+    for m in &config.disabled_modules {
+        out.push(Problem::DriverDisabled {
+            slot,
+            module: m.module.clone(),
+            found_in: m.found_in.clone(),
+            enable: m.decision.enable,
+            reason: m.decision.reason.clone(),
+        });
+    }
     if *policy != Policy::None && config.present {
-        if let Some(reason) = &config.unreadable {
+        if config.tpm_sealed {
+            out.push(Problem::ConfigSealed { slot });
+        } else if let Some(reason) = &config.unreadable {
             out.push(Problem::ConfigUnreadable {
                 slot,
                 reason: reason.clone(),
+            });
+        } else if let Some(e) = config.configstore.as_ref().and_then(|s| s.error.as_ref()) {
+            out.push(Problem::ConfigUnreadable {
+                slot,
+                reason: e.clone(),
             });
         }
     }

@@ -108,8 +108,52 @@ fn describe_config(c: &ConfigReport) -> String {
             o.decision.reason
         );
     }
-    for r in &c.configstore_rows {
-        s += &format!("      ConfigStore (shown, not edited): {r}\n");
+    match &c.configstore {
+        None => {}
+        Some(store) if store.error.is_some() => {
+            s += &format!(
+                "    ConfigStore unreadable: {}\n",
+                store.error.as_deref().unwrap_or_default()
+            );
+        }
+        Some(store) => {
+            let rows: Vec<_> = store
+                .pci_devices
+                .iter()
+                .filter(|r| r.row.is_passthru())
+                .collect();
+            s += &format!(
+                "    ConfigStore: {} pci_devices row(s), {} OWNER_PASSTHRU\n",
+                store.pci_devices.len(),
+                rows.len()
+            );
+            for r in rows {
+                s += &format!(
+                    "      pci_devices {} owner OWNER_PASSTHRU{}{} -> {}: {}\n",
+                    r.row.identifier,
+                    r.row
+                        .hardware_label
+                        .as_ref()
+                        .map(|l| format!(" label {l:?}"))
+                        .unwrap_or_default(),
+                    r.class
+                        .as_ref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default(),
+                    if r.decision.flip { "FLIP" } else { "keep" },
+                    r.decision.reason
+                );
+            }
+        }
+    }
+    for m in &c.disabled_modules {
+        s += &format!(
+            "    driver {} disabled ({}) -> {}: {}\n",
+            m.module,
+            m.found_in.join(", "),
+            if m.decision.enable { "ENABLE" } else { "keep" },
+            m.decision.reason
+        );
     }
     s
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::archive::{self, Limits};
 use crate::configstore;
-use crate::envelope::{self, EncryptionInfo, Envelope, EnvelopeError};
+use crate::envelope::{self, EncryptionInfo, Envelope, EnvelopeError, Filler};
 
 pub const ESX_CONF: &str = "etc/vmware/esx.conf";
 const LOCAL_TGZ: &str = "local.tgz";
@@ -24,6 +24,7 @@ pub enum Flavor {
 struct Encryption {
     envelope: Envelope,
     key: [u8; 32],
+    filler: Filler,
 }
 
 pub struct StateArchive {
@@ -33,7 +34,9 @@ pub struct StateArchive {
     /// The member name of esx.conf inside local.tgz, as stored.
     esx_conf_member: String,
     pub esx_conf: String,
-    /// ConfigStore database when local.tgz carries one (7.0–7.0U1).
+    /// The member name of the ConfigStore database, as stored.
+    configstore_member: Option<String>,
+    /// ConfigStore database when local.tgz carries one (7.0+; where 7.0U2+ keeps passthrough).
     pub configstore: Option<Vec<u8>>,
     encryption: Option<Encryption>,
 }
@@ -50,6 +53,8 @@ pub enum StateError {
     NoEsxConf,
     #[error("esx.conf is not text: {0}")]
     NotText(std::str::Utf8Error),
+    #[error("local.tgz has no ConfigStore database to replace")]
+    NoConfigStore,
 }
 
 impl StateError {
@@ -90,11 +95,15 @@ impl StateArchive {
             let key = envelope::derive_key(&info)?;
             let ve = archive::read_member(&tar, &ve_name, &limits)?;
             let env = envelope::parse_envelope(&ve)?;
-            let local = envelope::decrypt(&ve, &key)?;
+            let (local, filler) = envelope::decrypt_keeping_filler(&ve, &key)?;
             (
                 Flavor::Encrypted,
                 local,
-                Some(Encryption { envelope: env, key }),
+                Some(Encryption {
+                    envelope: env,
+                    key,
+                    filler,
+                }),
             )
         } else {
             let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
@@ -113,8 +122,9 @@ impl StateArchive {
         let esx_conf = std::str::from_utf8(&conf_bytes)
             .map_err(StateError::NotText)?
             .to_string();
-        let configstore = match member_named(configstore::MEMBER) {
-            Some(name) => Some(archive::read_member(&local_tar, &name, &limits)?),
+        let configstore_member = member_named(configstore::MEMBER);
+        let configstore = match &configstore_member {
+            Some(name) => Some(archive::read_member(&local_tar, name, &limits)?),
             None => None,
         };
         Ok(StateArchive {
@@ -123,28 +133,46 @@ impl StateArchive {
             local_tgz,
             esx_conf_member,
             esx_conf,
+            configstore_member,
             configstore,
             encryption,
         })
     }
 
-    /// A new state.tgz whose only difference is esx.conf's content (and, for the encrypted
-    /// flavour, a fresh IV and tag on local.tgz.ve; encryption.info stays as it is).
-    pub fn with_esx_conf(&self, esx_conf: &str) -> Result<Vec<u8>, StateError> {
+    /// A new state.tgz whose only differences are esx.conf's content and, when given, the
+    /// ConfigStore database's (and, for the encrypted flavour, the re-encrypted local.tgz.ve;
+    /// encryption.info stays as it is).
+    pub fn with_changes(
+        &self,
+        esx_conf: Option<&str>,
+        configstore: Option<&[u8]>,
+    ) -> Result<Vec<u8>, StateError> {
         let limits = Limits::default();
-        let local = archive::replace_in_tgz(
-            &self.local_tgz,
-            &self.esx_conf_member,
-            esx_conf.as_bytes(),
-            &limits,
-        )?;
+        let mut local = self.local_tgz.clone();
+        if let Some(conf) = esx_conf.filter(|c| *c != self.esx_conf) {
+            local =
+                archive::replace_in_tgz(&local, &self.esx_conf_member, conf.as_bytes(), &limits)?;
+        }
+        if let Some(db) = configstore {
+            let member = self
+                .configstore_member
+                .as_deref()
+                .ok_or(StateError::NoConfigStore)?;
+            local = archive::replace_in_tgz(&local, member, db, &limits)?;
+        }
         let tar = archive::gunzip(&self.state_tgz, &limits)?;
         let members = archive::list(&tar, &limits)?;
         let (member, content) = match &self.encryption {
             None => (LOCAL_TGZ, local),
             Some(enc) => (
                 LOCAL_TGZ_VE,
-                envelope::encrypt(&enc.envelope, &enc.key, envelope::fresh_iv(), &local)?,
+                envelope::encrypt_with_filler(
+                    &enc.envelope,
+                    &enc.key,
+                    envelope::next_iv(&enc.envelope.iv),
+                    &local,
+                    &enc.filler,
+                )?,
             ),
         };
         let name = members
@@ -158,5 +186,10 @@ impl StateArchive {
             &content,
             &limits,
         )?)
+    }
+
+    /// A new state.tgz whose only difference is esx.conf's content.
+    pub fn with_esx_conf(&self, esx_conf: &str) -> Result<Vec<u8>, StateError> {
+        self.with_changes(Some(esx_conf), None)
     }
 }

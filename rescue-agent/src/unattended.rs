@@ -10,6 +10,7 @@ use crate::backup_sink::{BackupSink, RescuePartition};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::config_repair;
+use crate::driver_map::DriverPolicy;
 use crate::gpt_repair;
 use crate::init::console::Consoles;
 use crate::init::kargs::{KernelArgs, Mode};
@@ -97,6 +98,15 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
             )
         }
     };
+    let drivers = match DriverPolicy::parse(&args.drivers) {
+        Ok(d) => d,
+        Err(e) => {
+            return idle(
+                consoles,
+                format!("rescue.drivers={}: {e}; nothing written", args.drivers),
+            )
+        }
+    };
     let sys = Path::new(SYS);
 
     // 1. Every disk, read-only, with no policy yet: which hold ESXi or VMFS.
@@ -131,6 +141,7 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
     let neutral = PolicyContext {
         policy: Policy::None,
         functions: Vec::new(),
+        drivers: DriverPolicy::None,
     };
     for d in disks.iter_mut() {
         match probe::probe_path(&d.path, &neutral) {
@@ -149,7 +160,8 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
         })
         .filter_map(|d| d.identity.as_ref().map(|i| i.name.clone()))
         .collect();
-    let ctx = pci_context::from_sysfs(sys, policy, &carriers);
+    let mut ctx = pci_context::from_sysfs(sys, policy, &carriers);
+    ctx.drivers = drivers;
 
     let lines: Vec<DiskLine> = disks.iter().map(disk_line).collect();
     say(&format!("disks: {}", lines.len()));
@@ -204,17 +216,31 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
         );
     };
     let mut plan = gpt_repair::plan_gpt(&dev, gpt, layout)?;
-    if let Err(e) = config_repair::plan_config(&probe, &mut plan) {
+    if let Err(e) = config_repair::plan_config(&probe, &ctx.policy, &mut plan) {
         return idle(consoles, format!("refused: {e}"));
     }
     if plan.is_empty() {
-        return idle(
-            consoles,
+        let text = if probe.report.healthy() {
             format!(
                 "{}: the ESXi install is healthy; nothing to repair, nothing written",
                 target.display()
-            ),
-        );
+            )
+        } else {
+            let mut text = format!(
+                "{}: nothing to repair under rescue.passthru={} rescue.drivers={}; left as found:",
+                target.display(),
+                args.passthru,
+                args.drivers
+            );
+            for p in &probe.report.problems {
+                text += &format!("\n  {}", p.describe());
+            }
+            for k in &plan.kept {
+                text += &format!("\n  {k}");
+            }
+            text + "\nnothing written"
+        };
+        return idle(consoles, text);
     }
     if args.mode != Mode::Repair {
         say(&describe_plan(

@@ -43,6 +43,8 @@ pub struct KernelArgs {
     pub mode: Mode,
     /// `rescue.passthru=…`, raw (the passthrough policy parser lives elsewhere).
     pub passthru: String,
+    /// `rescue.drivers=boot|none|MODULE,…`, raw: which disabled ESXi storage drivers to re-enable.
+    pub drivers: String,
     /// `rescue.disk=…`: serial, WWN, by-path, /dev or sysfs path of the disk to act on.
     pub disk: Option<String>,
     /// `rescue.after=…`: what to do after a repair (default reboot).
@@ -61,6 +63,7 @@ pub struct KernelArgs {
 }
 
 pub const DEFAULT_PASSTHRU: &str = "storage";
+pub const DEFAULT_DRIVERS: &str = "boot";
 pub const DEFAULT_WAIT_SECS: u64 = 30;
 /// Upper bound for `rescue.wait` (one hour): a typo must not park the machine for days.
 pub const MAX_WAIT_SECS: u64 = 3600;
@@ -70,6 +73,7 @@ impl Default for KernelArgs {
         KernelArgs {
             mode: Mode::Repair,
             passthru: DEFAULT_PASSTHRU.to_string(),
+            drivers: DEFAULT_DRIVERS.to_string(),
             disk: None,
             after: After::Reboot,
             idle: After::Halt,
@@ -102,7 +106,9 @@ impl KernelArgs {
 
     fn apply(&mut self, name: &str, key: &str, value: Option<&str>) {
         const AFTER: &str = "reboot|poweroff|halt|shell";
-        let known = ["mode", "passthru", "disk", "after", "idle", "wait", "log"];
+        let known = [
+            "mode", "passthru", "drivers", "disk", "after", "idle", "wait", "log",
+        ];
         if !known.contains(&name) {
             self.unknown.push(match value {
                 Some(v) => format!("{key}={v}"),
@@ -129,6 +135,13 @@ impl KernelArgs {
             "passthru" => {
                 self.passthru = if empty {
                     DEFAULT_PASSTHRU.to_string()
+                } else {
+                    value.to_string()
+                }
+            }
+            "drivers" => {
+                self.drivers = if empty {
+                    DEFAULT_DRIVERS.to_string()
                 } else {
                     value.to_string()
                 }
@@ -257,6 +270,7 @@ mod tests {
         assert_eq!(a, KernelArgs::default());
         assert_eq!(a.mode, Mode::Repair);
         assert_eq!(a.passthru, "storage");
+        assert_eq!(a.drivers, "boot");
         assert_eq!(a.after, After::Reboot);
         assert_eq!(a.idle, After::Halt);
         assert_eq!(a.wait_secs, 30);

@@ -129,6 +129,7 @@ pub fn esxi_with_owners(
             .map(|(addr, value)| OwnerSpec::new(addr, value, None))
             .collect(),
         hostname: "esx01".into(),
+        store: Default::default(),
     };
     let spec = Spec::new(generation, Media::Disk, 512).with_banks(
         BankSpec::active(build_id, Some(cfg)),
