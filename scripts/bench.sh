@@ -36,3 +36,5 @@ t=$(ms "$BIN" undo "$work/d32.img"); echo "undo:   $t ms"
 
 echo "== 64 MiB state.tgz repair"
 bash scripts/bench-state64.sh "$BIN" "$MK" "$work"
+echo "== ConfigStore repair (1 MiB store)"
+bash scripts/bench-configstore.sh "$BIN" "$MK" "$work"
