@@ -445,6 +445,45 @@ fn esxi_on_usb_stick_with_its_xhci_passed_through() {
 
 #[test]
 #[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
+fn vmkusb_disabled_on_an_8x_usb_install_is_enabled_again() {
+    // William Lam's case: `esxcli system module set --enabled=false -m vmkusb` on a host that
+    // boots from USB. The ConfigStore of 8.x keeps it in esx/vmkernel/module_settings; PID 1 sees
+    // the stick behind xhci_hcd and re-enables vmkusb, nothing else.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ConfigSpec::new(ConfigFlavor::Encrypted);
+    cfg.store.disabled_modules = vec!["vmkusb".into()];
+    let spec = Spec::new(Generation::Esxi7, Media::Usb, 512).with_banks(
+        BankSpec::active("8.0.3-24022510", Some(cfg)),
+        BankSpec::alternate_empty("8.0.3-24022510"),
+    );
+    let f = build(&dir.path().join("vmkusb.img"), &spec).unwrap();
+    let boot = qemu("vmkusb", &[("qemu-xhci", &f.path, "0x0a")], "");
+    boot.ended_by_reboot();
+    boot.assert_has("driver vmkusb disabled");
+    boot.assert_has("drives the controller of the ESXi disk");
+    let state = read_bank_file(&f.path, &f, 5, "state.tgz")
+        .unwrap()
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let view = inspect_state_tgz(&state, work.path()).unwrap();
+    let store = dump_store(view.configstore.as_ref().unwrap(), work.path()).unwrap();
+    assert_eq!(store.integrity, "ok");
+    let row = store.tables["Config"]
+        .iter()
+        .find(|r| r[2] == "module_settings" && r[3] == "vmkusb")
+        .expect("the vmkusb row");
+    assert!(
+        row[9]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"enabled\":true"),
+        "{row:?}"
+    );
+    assert_healthy(&f.path);
+}
+
+#[test]
+#[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
 fn two_esxi_disks_refused_unless_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let a = build(
