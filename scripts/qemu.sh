@@ -8,10 +8,12 @@
 #   --machine pc|q35     (default pc)
 #   --memory MB          (default 1024)
 #   --log FILE           serial log (default out/qemu/serial.log)
-#   --disk CTRL:IMAGE[:ADDR]   repeatable; ADDR pins the controller's PCI slot (0xNN → on -M pc
-#                        the function is 0000:00:NN.0). CTRL is one of: megasas megasas-gen2
-#                        lsi53c895a ich9-ahci nvme virtio-blk virtio-scsi qemu-xhci (usb-storage)
-#                        usb-uas (qemu-xhci + uas) usb-ehci (ehci + usb-storage)
+#   --disk CTRL:IMAGE[:ADDR[:WWN]]   repeatable; ADDR pins the controller's PCI slot (0xNN → on
+#                        -M pc the function is 0000:00:NN.0); WWN (SCSI controllers: 0x5000…)
+#                        gives the disk that WWN and lets another --disk share the same image
+#                        (two paths to one LUN). CTRL is one of: megasas megasas-gen2 lsi53c895a
+#                        pvscsi am53c974 ich9-ahci nvme virtio-blk virtio-scsi qemu-xhci
+#                        (usb-storage) usb-uas (qemu-xhci + uas) usb-ehci (ehci + usb-storage)
 # Exit code: QEMU's (0 when the guest rebooted or powered off: -no-reboot; a kernel panic with
 # panic=-1 also reboots, so read the verdict from the log), 124 on timeout.
 # KVM is never used: on this machine kind /dev/kvm exists but cannot run guests.
@@ -47,17 +49,19 @@ args=(-accel tcg -M "$machine" -m "$memory" -nographic -monitor none -nic none -
 
 n=0
 for spec in "${disks[@]}"; do
-  IFS=: read -r ctrl image addr extra_field <<<"$spec"
-  [ -z "${extra_field:-}" ] || die "--disk $spec: expected CTRL:IMAGE[:ADDR]"
+  IFS=: read -r ctrl image addr wwn extra_field <<<"$spec"
+  [ -z "${extra_field:-}" ] || die "--disk $spec: expected CTRL:IMAGE[:ADDR[:WWN]]"
   [ -f "$image" ] || die "--disk $spec: no such image $image"
   at=""; [ -z "${addr:-}" ] || at=",addr=$addr"
   fmt=raw; [[ "$image" != *.qcow2 ]] || fmt=qcow2
-  args+=(-drive "if=none,id=d$n,file=$image,format=$fmt")
+  lock=""; hd_extra=""
+  if [ -n "${wwn:-}" ]; then lock=",file.locking=off"; hd_extra=",wwn=$wwn,share-rw=on"; fi
+  args+=(-drive "if=none,id=d$n,file=$image,format=$fmt$lock")
   c="c$n"
   case "$ctrl" in
-    megasas|megasas-gen2|lsi53c895a|virtio-scsi)
+    megasas|megasas-gen2|lsi53c895a|virtio-scsi|pvscsi|am53c974)
       dev=$ctrl; [ "$ctrl" != virtio-scsi ] || dev=virtio-scsi-pci
-      args+=(-device "$dev,id=$c$at" -device "scsi-hd,bus=$c.0,drive=d$n") ;;
+      args+=(-device "$dev,id=$c$at" -device "scsi-hd,bus=$c.0,drive=d$n$hd_extra") ;;
     ich9-ahci) args+=(-device "ich9-ahci,id=$c$at" -device "ide-hd,bus=$c.0,drive=d$n") ;;
     nvme) args+=(-device "nvme,serial=rescue$n,drive=d$n$at") ;;
     virtio-blk) args+=(-device "virtio-blk-pci,drive=d$n$at") ;;

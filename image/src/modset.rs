@@ -5,8 +5,9 @@ use anyhow::{bail, Result};
 use rescue_agent::modindex::ModuleIndex;
 use std::collections::BTreeSet;
 
-/// Storage controllers, buses and filesystems the agent may meet (see image-notes.md): every
-/// QEMU-emulated controller plus the common server RAID/HBA drivers.
+/// Storage controllers, buses and filesystems the agent may meet (see image-notes.md and
+/// docs/hardware.md): every QEMU-emulated controller, the common server RAID/HBA drivers, and
+/// the Fibre Channel HBAs of boot-from-SAN blades.
 pub const STORAGE_MODULES: &[&str] = &[
     "ahci",
     "libahci",
@@ -25,6 +26,12 @@ pub const STORAGE_MODULES: &[&str] = &[
     "smartpqi",
     "aacraid",
     "sym53c8xx",
+    "vmw_pvscsi",
+    "ata_piix",
+    "qla2xxx",
+    "lpfc",
+    "fnic",
+    "scsi_transport_fc",
     "virtio_pci",
     "virtio_blk",
     "virtio_scsi",

@@ -8,9 +8,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use esxi_fixtures::{
-    build, build_foreign, damage, dump_store, inspect_state_tgz, read_bank_file, BankSpec,
-    ConfigFlavor, ConfigSpec, Damage, Fixture, Foreign, Generation, Media, OwnerSpec, Spec,
-    StorePciRow,
+    build, build_foreign, content_digest, damage, dump_store, inspect_state_tgz, read_bank_file,
+    stamp_raid_member, BankSpec, ConfigFlavor, ConfigSpec, Damage, Fixture, Foreign, Generation,
+    Media, OwnerSpec, RaidStamp, Spec, StorePciRow,
 };
 use rescue_agent::bank_config::PolicyContext;
 use rescue_agent::probe;
@@ -78,6 +78,15 @@ impl Boot {
     fn assert_has(&self, text: &str) {
         assert!(
             self.log.contains(text),
+            "serial log lacks {text:?}:\n{}",
+            self.log
+        );
+    }
+    /// Like assert_has, across the consoles' 80-column wrapping (whitespace runs compare equal).
+    fn assert_has_text(&self, text: &str) {
+        let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            squash(&self.log).contains(&squash(text)),
             "serial log lacks {text:?}:\n{}",
             self.log
         );
@@ -480,6 +489,99 @@ fn vmkusb_disabled_on_an_8x_usb_install_is_enabled_again() {
         "{row:?}"
     );
     assert_healthy(&f.path);
+}
+
+#[test]
+#[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
+fn boot_from_san_two_paths_to_one_lun_are_one_esxi_disk() {
+    // One backing file behind two controllers with the same WWN: two /dev/sdX, one LUN.
+    let dir = tempfile::tempdir().unwrap();
+    let f = build(
+        &dir.path().join("lun.img"),
+        &Spec::new(Generation::Esxi7, Media::Disk, 512),
+    )
+    .unwrap();
+    damage(&f.path, &Damage::CompactSorted).unwrap();
+    let wwn = "0x5000c50015ea71ac";
+    let boot = qemu(
+        "multipath",
+        &[
+            ("virtio-scsi", &f.path, &format!("0x08:{wwn}")),
+            ("megasas-gen2", &f.path, &format!("0x05:{wwn}")),
+        ],
+        "",
+    );
+    boot.ended_by_reboot();
+    boot.assert_has_text("ESXi LUN naa.5000c50015ea71ac: 2 paths");
+    boot.assert_has("REPAIRED");
+    assert_healthy(&f.path);
+}
+
+#[test]
+#[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
+fn pvscsi_is_driven_and_a_controller_without_a_driver_is_named() {
+    // Nested ESXi on VMware: the boot disk on PVSCSI. An AMD Am53c974 SCSI HBA has no driver in
+    // the image: it is named, and the closing screen says a disk behind it cannot be seen.
+    let dir = tempfile::tempdir().unwrap();
+    let f = build(
+        &dir.path().join("nested.img"),
+        &Spec::new(Generation::Esxi7, Media::Disk, 512),
+    )
+    .unwrap();
+    damage(&f.path, &Damage::CompactSorted).unwrap();
+    let hidden = dir.path().join("hidden.img");
+    build_foreign(&hidden, Foreign::LinuxGpt, 1 << 30).unwrap();
+    let boot = qemu(
+        "pvscsi",
+        &[("pvscsi", &f.path, "0x09"), ("am53c974", &hidden, "0x0b")],
+        "",
+    );
+    boot.ended_by_reboot();
+    boot.assert_has("vmw_pvscsi");
+    boot.assert_has_text(
+        "0000:00:0b.0 [1022:2020] mass-storage controller: no driver in this image",
+    );
+    boot.assert_has_text("an ESXi disk behind it cannot be seen");
+    assert_healthy(&f.path);
+}
+
+#[test]
+#[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
+fn software_raid_members_stay_byte_identical() {
+    // VROC/RST, DDF and md members carrying an ESXi GPT whose backup sits before the metadata.
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = Vec::new();
+    for (i, kind) in [RaidStamp::IntelImsm, RaidStamp::Ddf, RaidStamp::Md10]
+        .into_iter()
+        .enumerate()
+    {
+        let f = build(
+            &dir.path().join(format!("member{i}.img")),
+            &Spec::new(Generation::Esxi7, Media::Disk, 512),
+        )
+        .unwrap();
+        damage(&f.path, &Damage::Grow(4 << 20)).unwrap();
+        stamp_raid_member(&f.path, kind).unwrap();
+        let before = content_digest(&f.path).unwrap();
+        members.push((f, before));
+    }
+    let boot = qemu(
+        "raid-members",
+        &[
+            ("megasas-gen2", &members[0].0.path, "0x05"),
+            ("virtio-scsi", &members[1].0.path, "0x08"),
+            ("ich9-ahci", &members[2].0.path, "0x06"),
+        ],
+        "rescue.idle=poweroff",
+    );
+    boot.ended_by_poweroff();
+    boot.assert_has_text("software-RAID member (Intel IMSM");
+    boot.assert_has_text("software-RAID member (SNIA DDF");
+    boot.assert_has_text("software-RAID member (Linux md");
+    boot.assert_has("no ESXi disk found; nothing written");
+    for (f, before) in &members {
+        assert_eq!(&content_digest(&f.path).unwrap(), before, "{:?}", f.path);
+    }
 }
 
 #[test]

@@ -14,6 +14,8 @@ use crate::config_repair;
 use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
 use crate::gpt_repair;
+use crate::init::sysfs;
+use crate::multipath;
 use crate::passthru_policy::{PciFunction, Policy};
 use crate::pci_context;
 use crate::plan::Plan;
@@ -125,7 +127,10 @@ enum Command {
         json: bool,
         #[command(flatten)]
         passthru: PassthruArgs,
-        /// Disk or image; when omitted, the only ESXi disk in /sys/block
+        /// Name the disk by serial, WWN (naa.…: the LUN, whatever the path), by-path or sysfs path
+        #[arg(long, value_name = "SPEC", conflicts_with = "target")]
+        disk: Option<String>,
+        /// Disk or image; when omitted, the only ESXi disk (or LUN) in /sys/block
         target: Option<PathBuf>,
     },
     /// Back up, apply the plan, verify
@@ -137,6 +142,9 @@ enum Command {
         /// Also keep the undo record in this directory
         #[arg(long, value_name = "DIR")]
         backup_dir: Option<PathBuf>,
+        /// Name the disk by serial, WWN (naa.…: the LUN, whatever the path), by-path or sysfs path
+        #[arg(long, value_name = "SPEC", conflicts_with = "target")]
+        disk: Option<String>,
         target: Option<PathBuf>,
     },
     /// Restore what the last repair changed, byte-exact; refuses if the disk changed since
@@ -185,14 +193,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan {
             json,
             passthru,
+            disk,
             target,
-        } => plan_cmd(json, target, &passthru),
+        } => plan_cmd(json, target, disk.as_deref(), &passthru),
         Command::Repair {
             json,
             passthru,
             backup_dir,
+            disk,
             target,
-        } => repair(json, target, backup_dir.as_deref(), &passthru),
+        } => repair(
+            json,
+            target,
+            disk.as_deref(),
+            backup_dir.as_deref(),
+            &passthru,
+        ),
         Command::Undo { json, from, target } => undo_cmd(json, &target, from.as_deref()),
     }
 }
@@ -227,23 +243,79 @@ fn scan(json: bool, targets: Vec<PathBuf>, passthru: &PassthruArgs) -> anyhow::R
     Ok(())
 }
 
-/// The target named, or the single ESXi disk of the machine.
-fn resolve_target(target: Option<PathBuf>, ctx: &PolicyContext) -> anyhow::Result<PathBuf> {
+/// The target named, or the single ESXi disk (or multipath LUN) of the machine, among the disks
+/// `--disk` names when given.
+fn resolve_target(
+    target: Option<PathBuf>,
+    disk: Option<&str>,
+    ctx: &PolicyContext,
+) -> anyhow::Result<PathBuf> {
     if let Some(t) = target {
         return Ok(t);
     }
-    let esxi: Vec<PathBuf> = sysblock::whole_disks()
+    let sys = Path::new("/sys");
+    let mut candidates: Vec<(PathBuf, Option<sysfs::DiskIdentity>)> = sysblock::whole_disks()
         .into_iter()
-        .filter(|d| probe::probe_path(d, ctx).is_ok_and(|p| p.report.esxi.is_some()))
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (p, sysfs::disk_identity(sys, &name))
+        })
         .collect();
-    match esxi.len() {
-        0 => bail!(Refusal("no ESXi disk found; name one".into())),
-        1 => Ok(esxi[0].clone()),
-        _ => bail!(Refusal(format!(
+    if let Some(spec) = disk {
+        candidates.retain(|(p, id)| {
+            id.as_ref().is_some_and(|i| i.matches(spec)) || p.to_string_lossy() == spec
+        });
+        if candidates.is_empty() {
+            bail!(Refusal(format!("--disk {spec}: no such disk")));
+        }
+    }
+    let mut esxi = Vec::new();
+    let mut facts = Vec::new();
+    for (path, id) in candidates {
+        let Ok(p) = probe::probe_path(&path, ctx) else {
+            continue;
+        };
+        if p.report.esxi.is_none() {
+            continue;
+        }
+        facts.push(multipath::PathFacts {
+            lun_key: id.as_ref().and_then(|i| i.lun_key()),
+            size_bytes: p.report.size_bytes,
+            disk_guid: p
+                .gpt
+                .as_ref()
+                .and_then(|g| g.source())
+                .map(|c| c.header.disk_guid().to_string()),
+        });
+        esxi.push(path);
+    }
+    let luns = multipath::group(&facts);
+    match luns.as_slice() {
+        [] => bail!(Refusal("no ESXi disk found; name one".into())),
+        [lun] => {
+            if lun.paths.len() > 1 {
+                eprintln!(
+                    "ESXi LUN {}: {} paths ({}); acting through {}",
+                    lun.key.as_deref().unwrap_or("-"),
+                    lun.paths.len(),
+                    lun.paths
+                        .iter()
+                        .map(|&i| esxi[i].display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    esxi[lun.paths[0]].display()
+                );
+            }
+            Ok(esxi[lun.paths[0]].clone())
+        }
+        many => bail!(Refusal(format!(
             "{} ESXi disks found ({}); name the one to act on",
-            esxi.len(),
-            esxi.iter()
-                .map(|d| d.display().to_string())
+            many.len(),
+            many.iter()
+                .map(|l| esxi[l.paths[0]].display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -263,8 +335,13 @@ fn plan_for(dev: &BlockDevice, probe: &Probe, ctx: &PolicyContext) -> anyhow::Re
     Ok(plan)
 }
 
-fn plan_cmd(json: bool, target: Option<PathBuf>, passthru: &PassthruArgs) -> anyhow::Result<()> {
-    let target = resolve_target(target, &passthru.context())?;
+fn plan_cmd(
+    json: bool,
+    target: Option<PathBuf>,
+    disk: Option<&str>,
+    passthru: &PassthruArgs,
+) -> anyhow::Result<()> {
+    let target = resolve_target(target, disk, &passthru.context())?;
     let ctx = &passthru.context_for(&target);
     let dev = BlockDevice::open(&target, Access::ReadOnly)?;
     let probe = probe::probe(&dev, ctx)?;
@@ -284,10 +361,11 @@ fn plan_cmd(json: bool, target: Option<PathBuf>, passthru: &PassthruArgs) -> any
 fn repair(
     json: bool,
     target: Option<PathBuf>,
+    disk: Option<&str>,
     backup_dir: Option<&Path>,
     passthru: &PassthruArgs,
 ) -> anyhow::Result<()> {
-    let target = resolve_target(target, &passthru.context())?;
+    let target = resolve_target(target, disk, &passthru.context())?;
     let ctx = &passthru.context_for(&target);
     // Probe through the writable, exclusive handle so nothing changes between plan and write.
     let dev = BlockDevice::open(&target, Access::ReadWrite)

@@ -11,6 +11,7 @@ use crate::esxconf;
 use crate::gpt::{self, DiskGpt, GptCopy};
 use crate::layout::{self, Generation, Layout, Media, PartFacts, Placement};
 use crate::passthru_policy::Policy;
+use crate::raid_member::{self, RaidKind};
 use crate::state_archive::StateArchive;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -167,6 +168,8 @@ pub struct DiskReport {
     pub esxi: Option<EsxiDisk>,
     /// Why the disk is not taken for ESXi (absent on ESXi disks).
     pub not_esxi: Option<String>,
+    /// Software-RAID metadata at the end of the disk: a member, never written.
+    pub raid_member: Option<RaidKind>,
     pub problems: Vec<Problem>,
 }
 
@@ -195,7 +198,20 @@ pub fn probe_path(path: &Path, ctx: &PolicyContext) -> anyhow::Result<Probe> {
     probe(&dev, ctx)
 }
 
+/// Whether `path` holds an ESXi install (valid GPT in an ESXi layout, a bank with a readable
+/// boot.cfg), without opening any configuration: cheap enough to ask of every disk while waiting.
+pub fn is_esxi(path: &Path) -> bool {
+    let Ok(dev) = BlockDevice::open(path, Access::ReadOnly) else {
+        return false;
+    };
+    probe_with(&dev, &PolicyContext::default(), false).is_ok_and(|p| p.report.esxi.is_some())
+}
+
 pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {
+    probe_with(dev, ctx, true)
+}
+
+fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> anyhow::Result<Probe> {
     let mut report = DiskReport {
         path: dev.path().display().to_string(),
         size_bytes: dev.size(),
@@ -204,6 +220,7 @@ pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {
         table: TableKind::None,
         esxi: None,
         not_esxi: None,
+        raid_member: None,
         problems: Vec::new(),
     };
     if dev.size() < 64 * u64::from(dev.sector_size()) {
@@ -216,6 +233,20 @@ pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {
         });
     }
     report.table = table_kind(&dev.read_vec(0, 512)?);
+    if let Some(kind) = raid_member::detect(dev) {
+        report.raid_member = Some(kind);
+        report.not_esxi = Some(format!(
+            "software-RAID member ({}): its metadata is at the end of the disk; {}; left untouched",
+            kind.label(),
+            kind.advice()
+        ));
+        return Ok(Probe {
+            report,
+            gpt: None,
+            layout: None,
+            archives: Vec::new(),
+        });
+    }
     let disk_gpt = gpt::read_disk_gpt(dev)?;
     let Some(source) = disk_gpt.source() else {
         let reason = match &disk_gpt.primary {
@@ -264,7 +295,7 @@ pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {
     report.problems = gpt_problems(&disk_gpt, &layout);
     let mut archives = Vec::new();
     for bank in banks.iter_mut() {
-        if bank.boot_cfg.is_none() {
+        if bank.boot_cfg.is_none() || !read_configs {
             archives.push(None);
             continue;
         }

@@ -16,6 +16,7 @@ use crate::init::console::Consoles;
 use crate::init::kargs::{KernelArgs, Mode};
 use crate::init::{efivars, sysfs, Outcome};
 use crate::layout;
+use crate::multipath;
 use crate::passthru_policy::Policy;
 use crate::pci_context;
 use crate::plan::Plan;
@@ -32,7 +33,11 @@ struct Report<'a> {
     tool: String,
     args: &'a KernelArgs,
     disks: Vec<DiskLine>,
+    /// Mass-storage controllers no driver bound: disks behind them were not seen.
+    unbound_controllers: &'a [String],
     esxi_disk: Option<String>,
+    /// Every path to the ESXi LUN (one unless boot from SAN / multipath); the first was written.
+    esxi_paths: &'a [String],
     before: Option<&'a DiskReport>,
     plan: Option<&'a Plan>,
     applied: Option<&'a Applied>,
@@ -52,7 +57,11 @@ struct DiskLine {
 }
 
 pub fn run(args: &KernelArgs, consoles: &Consoles) -> Outcome {
-    match run_inner(args, consoles) {
+    let unbound = unbound_storage_controllers(Path::new(SYS));
+    for u in &unbound {
+        consoles.say(u);
+    }
+    let mut outcome = match run_inner(args, consoles, &unbound) {
         Ok(o) => o,
         Err(e) => {
             let msg = format!("ERROR: {e:#}. Nothing further was written.");
@@ -62,7 +71,33 @@ pub fn run(args: &KernelArgs, consoles: &Consoles) -> Outcome {
                 summary: msg,
             }
         }
+    };
+    if !unbound.is_empty() {
+        let ids: Vec<&str> = unbound
+            .iter()
+            .filter_map(|u| u.split_whitespace().next())
+            .collect();
+        outcome.summary.push_str(&format!(
+            "\nno driver for storage controller {}: an ESXi disk behind it cannot be seen",
+            ids.join(", ")
+        ));
     }
+    outcome
+}
+
+/// Every mass-storage PCI function (class 0x01) that no driver bound after coldplug, one line
+/// each: "0000:03:00.0 [1000:00b3] mass-storage controller: no driver in this image".
+pub fn unbound_storage_controllers(sys: &Path) -> Vec<String> {
+    sysfs::pci_functions(sys)
+        .iter()
+        .filter(|f| f.is_mass_storage() && f.driver.is_none())
+        .map(|f| {
+            format!(
+                "{} [{:04x}:{:04x}] mass-storage controller: no driver in this image",
+                f.address, f.vendor, f.device
+            )
+        })
+        .collect()
 }
 
 fn idle(consoles: &Consoles, text: String) -> anyhow::Result<Outcome> {
@@ -87,7 +122,11 @@ fn has_vmfs(p: &Probe) -> bool {
         .is_some_and(|c| c.array.used().any(|(_, e)| e.type_guid() == layout::VMFS))
 }
 
-fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> {
+fn run_inner(
+    args: &KernelArgs,
+    consoles: &Consoles,
+    unbound: &[String],
+) -> anyhow::Result<Outcome> {
     let say = |t: &str| consoles.say(t);
     let policy = match Policy::parse(&args.passthru) {
         Ok(p) => p,
@@ -183,20 +222,40 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
         .iter()
         .filter(|d| d.probe.as_ref().is_some_and(|p| p.report.esxi.is_some()))
         .collect();
-    let target = match esxi.len() {
-        0 => return idle(consoles, "no ESXi disk found; nothing written".into()),
-        1 => esxi[0].path.clone(),
-        n => {
+    // Boot from SAN: the paths of one LUN are one ESXi disk, written through its first path.
+    let luns = multipath::group(&esxi.iter().map(|d| path_facts(d)).collect::<Vec<_>>());
+    let (target, paths) = match luns.as_slice() {
+        [] => return idle(consoles, "no ESXi disk found; nothing written".into()),
+        [lun] => {
+            let paths: Vec<String> = lun
+                .paths
+                .iter()
+                .map(|&i| esxi[i].path.display().to_string())
+                .collect();
+            if paths.len() > 1 {
+                say(&format!(
+                    "ESXi LUN {}: {} paths ({}); writing through {}",
+                    lun.key.as_deref().unwrap_or("-"),
+                    paths.len(),
+                    paths.join(", "),
+                    paths[0]
+                ));
+            }
+            (esxi[lun.paths[0]].path.clone(), paths)
+        }
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|l| esxi[l.paths[0]].path.display().to_string())
+                .collect();
             return idle(
                 consoles,
                 format!(
-                "{n} ESXi disks found ({}); set rescue.disk= to the one to repair; nothing written",
-                esxi.iter()
-                    .map(|d| d.path.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            )
+                    "{} ESXi disks found ({}); set rescue.disk= to the one to repair; nothing written",
+                    many.len(),
+                    names.join(", ")
+                ),
+            );
         }
     };
 
@@ -279,7 +338,9 @@ fn run_inner(args: &KernelArgs, consoles: &Consoles) -> anyhow::Result<Outcome> 
         tool: format!("rescue-agent {}", env!("CARGO_PKG_VERSION")),
         args,
         disks: lines,
+        unbound_controllers: unbound,
         esxi_disk: Some(target.display().to_string()),
+        esxi_paths: &paths,
         before: Some(&probe.report),
         plan: Some(&plan),
         applied: Some(&applied),
@@ -366,6 +427,19 @@ fn summary(
     out.join("\n")
 }
 
+fn path_facts(d: &Disk) -> multipath::PathFacts {
+    multipath::PathFacts {
+        lun_key: d.identity.as_ref().and_then(|i| i.lun_key()),
+        size_bytes: d.probe.as_ref().map_or(0, |p| p.report.size_bytes),
+        disk_guid: d
+            .probe
+            .as_ref()
+            .and_then(|p| p.gpt.as_ref())
+            .and_then(|g| g.source())
+            .map(|c| c.header.disk_guid().to_string()),
+    }
+}
+
 fn disk_line(d: &Disk) -> DiskLine {
     let report = d.probe.as_ref().map(|p| &p.report);
     DiskLine {
@@ -416,5 +490,22 @@ fn set_boot_next(dev: &BlockDevice, consoles: &Consoles) -> Option<String> {
             ));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::sysfs::tests::fake_sys;
+    use crate::init::testutil::TempDir;
+
+    #[test]
+    fn every_storage_controller_without_a_driver_is_named() {
+        let t = TempDir::new("unbound");
+        let sys = fake_sys(&t);
+        assert_eq!(
+            unbound_storage_controllers(&sys),
+            ["0000:00:07.0 [1000:0054] mass-storage controller: no driver in this image"]
+        );
     }
 }

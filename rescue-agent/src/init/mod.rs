@@ -16,7 +16,7 @@ pub mod settle;
 pub mod sysfs;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -151,6 +151,27 @@ pub fn settle_summary(r: &settle::SettleReport) -> String {
     s
 }
 
+/// The boot's side of the disk wait: a coldplug pass per poll, a read-only identification of
+/// each new disk (GPT, ESXi layout, a readable boot.cfg; no configuration is opened), and the
+/// once-a-second progress line on every console.
+struct BootSettleHooks<'a> {
+    coldplug: &'a mut coldplug::Coldplug,
+    loader: &'a mut coldplug::KernelLoader,
+    say: &'a dyn Fn(&str),
+}
+
+impl settle::SettleHooks for BootSettleHooks<'_> {
+    fn poll(&mut self) -> bool {
+        self.coldplug.pass(self.loader) > 0
+    }
+    fn is_esxi(&mut self, disk: &str) -> bool {
+        crate::probe::is_esxi(&Path::new("/dev").join(disk))
+    }
+    fn progress(&mut self, line: &str) {
+        (self.say)(line)
+    }
+}
+
 /// Runs the machine as PID 1 and never returns: mounts, consoles, panic hook, kernel arguments,
 /// drivers, disks, then `run` (skipped under `rescue.mode=shell`), then the finish.
 pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
@@ -232,9 +253,16 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
     let cfg =
         settle::SettleConfig::with_timeout(deadline.saturating_duration_since(Instant::now()));
     let loads_before = cp.report.loads.len();
-    let settled = settle::settle(sys, cfg, &mut settle::RealClock::default(), &mut || {
-        cp.pass(&mut loader) > 0
-    });
+    let settled = settle::settle(
+        sys,
+        cfg,
+        &mut settle::RealClock::default(),
+        &mut BootSettleHooks {
+            coldplug: &mut cp,
+            loader: &mut loader,
+            say: &say,
+        },
+    );
     if cp.report.loads.len() > loads_before {
         say(&format!("late {}", coldplug_summary(&cp.report)));
     }
@@ -356,6 +384,7 @@ mod tests {
                 },
             ],
             disks: vec!["sda".into()],
+            esxi_disks: vec![],
             empty_controllers: vec!["0000:00:1f.2".into()],
             elapsed_ms: 30000,
             timed_out: true,

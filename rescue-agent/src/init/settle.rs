@@ -1,14 +1,16 @@
-//! Waiting for disks without udev: poll /sys/block until every storage controller that got a
-//! driver has a disk beneath it and nothing has changed for a quiet period, bounded by
-//! `rescue.wait`.
+//! Waiting for disks without udev, for as long as it takes to find ESXi: poll /sys/block until
+//! an ESXi install has been positively identified and nothing has changed for a quiet period,
+//! bounded by `rescue.wait`.
+//!
+//! While no ESXi disk has been found the wait goes on to `rescue.wait`, however quiet the
+//! machine is: a PERC whose virtual disk comes up late, an FC fabric login, a SAS expander that
+//! enumerates in bursts or a slow SD module may take many seconds. Once one is found, controllers
+//! still without a disk (an empty onboard AHCI, common on servers) no longer hold the run up;
+//! they are reported as empty.
 //!
 //! Storage controllers: PCI functions of class 0x01xxxx and USB mass-storage interfaces
 //! (bInterfaceClass 08), counted once bound (their `driver` link exists). A disk belongs to a
 //! controller when its resolved `/sys/block/X/device` path lies under the controller's path.
-//!
-//! An empty controller (an onboard AHCI with nothing attached, common on servers) never shows a
-//! disk: once it has been bound for `empty_grace` without one, it stops holding the wait up
-//! (AHCI link-up and SCSI scans take well under that) and is reported as empty.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,8 +53,6 @@ pub struct SettleConfig {
     pub quiet: Duration,
     /// Poll interval.
     pub poll: Duration,
-    /// A bound controller with no disk for this long counts as empty.
-    pub empty_grace: Duration,
 }
 
 impl SettleConfig {
@@ -61,7 +61,6 @@ impl SettleConfig {
             timeout,
             quiet: Duration::from_millis(500),
             poll: Duration::from_millis(50),
-            empty_grace: Duration::from_secs(8),
         }
     }
 }
@@ -87,29 +86,40 @@ pub struct SettleReport {
     pub disks: Vec<String>,
     /// Bound controllers that never showed a disk.
     pub empty_controllers: Vec<String>,
+    /// Disks positively identified as ESXi installs.
+    pub esxi_disks: Vec<String>,
     pub elapsed_ms: u64,
     /// Stopped by the timeout rather than by being settled.
     pub timed_out: bool,
     pub polls: u32,
 }
 
-/// Polls until settled or `cfg.timeout`. `on_poll` runs before every look (the boot sequence
-/// runs a coldplug pass there) and returns whether it changed something, which restarts the
-/// quiet period.
+/// What the wait asks of the rest of the boot: a coldplug pass before every look (returns
+/// whether it loaded something, which restarts the quiet period), whether a disk holds an ESXi
+/// install (asked once per disk and size), and a progress line once a second.
+pub trait SettleHooks {
+    fn poll(&mut self) -> bool;
+    fn is_esxi(&mut self, disk: &str) -> bool;
+    fn progress(&mut self, line: &str);
+}
+
+/// Polls until an ESXi disk is found and all is quiet, or `cfg.timeout`.
 pub fn settle(
     sys_root: &Path,
     cfg: SettleConfig,
     clock: &mut dyn Clock,
-    on_poll: &mut dyn FnMut() -> bool,
+    hooks: &mut dyn SettleHooks,
 ) -> SettleReport {
     let start = clock.now();
     let mut last_sig: Option<(Vec<String>, Vec<String>)> = None;
     let mut last_change = start;
-    let mut first_seen: BTreeMap<String, Duration> = BTreeMap::new();
+    // (disk, size in sectors) → ESXi or not: a disk is asked again when its size changes.
+    let mut verdicts: BTreeMap<(String, u64), bool> = BTreeMap::new();
+    let mut last_progress_secs = 0;
     let mut polls = 0;
     loop {
         polls += 1;
-        let acted = on_poll();
+        let acted = hooks.poll();
         let now = clock.now();
         let disks = block_devices(sys_root);
         let controllers = controllers(sys_root, &disks);
@@ -121,15 +131,26 @@ pub fn settle(
             last_change = now;
             last_sig = Some(sig.clone());
         }
-        for c in &controllers {
-            first_seen.entry(c.id.clone()).or_insert(now);
+        let mut esxi_disks = Vec::new();
+        for (name, _) in &disks {
+            let key = (name.clone(), disk_sectors(sys_root, name));
+            let verdict = match verdicts.get(&key) {
+                Some(v) => *v,
+                None => {
+                    let v = key.1 > 0 && hooks.is_esxi(name);
+                    verdicts.insert(key, v);
+                    v
+                }
+            };
+            if verdict {
+                esxi_disks.push(name.clone());
+            }
         }
-        let all_have_disks = controllers.iter().all(|c| {
-            !c.disks.is_empty() || now.saturating_sub(first_seen[&c.id]) >= cfg.empty_grace
-        });
+        let elapsed = now.saturating_sub(start);
         let quiet = now.saturating_sub(last_change) >= cfg.quiet;
-        let timed_out = now.saturating_sub(start) >= cfg.timeout;
-        if (all_have_disks && quiet) || timed_out {
+        let timed_out = elapsed >= cfg.timeout;
+        let settled = !esxi_disks.is_empty() && quiet;
+        if settled || timed_out {
             return SettleReport {
                 empty_controllers: controllers
                     .iter()
@@ -138,13 +159,32 @@ pub fn settle(
                     .collect(),
                 controllers,
                 disks: sig.0,
-                elapsed_ms: now.saturating_sub(start).as_millis() as u64,
-                timed_out: timed_out && !(all_have_disks && quiet),
+                esxi_disks,
+                elapsed_ms: elapsed.as_millis() as u64,
+                timed_out: timed_out && !settled,
                 polls,
             };
         }
+        let secs = elapsed.as_secs();
+        if secs > last_progress_secs {
+            last_progress_secs = secs;
+            hooks.progress(&format!(
+                "waiting for disks: {} controllers, {} ESXi disks, {secs} s of {}",
+                controllers.len(),
+                esxi_disks.len(),
+                cfg.timeout.as_secs()
+            ));
+        }
         clock.sleep(cfg.poll);
     }
+}
+
+/// `/sys/block/<name>/size` (512-byte sectors), 0 when unreadable or not yet known.
+fn disk_sectors(sys_root: &Path, name: &str) -> u64 {
+    std::fs::read_to_string(sys_root.join("block").join(name).join("size"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// `(name, resolved device path)` of every /sys/block entry, sorted by name.
@@ -246,21 +286,62 @@ mod tests {
             timeout: Duration::from_secs(30),
             quiet: ms(500),
             poll: ms(50),
-            empty_grace: Duration::from_secs(8),
+        }
+    }
+
+    /// Hooks for tests: which disks are ESXi, a scripted coldplug, and the progress lines.
+    struct Hooks<'a> {
+        esxi: &'a [&'a str],
+        loads: u32,
+        asked: Vec<String>,
+        progress: Vec<String>,
+    }
+
+    impl<'a> Hooks<'a> {
+        fn esxi(esxi: &'a [&'a str]) -> Hooks<'a> {
+            Hooks {
+                esxi,
+                loads: 0,
+                asked: Vec::new(),
+                progress: Vec::new(),
+            }
+        }
+    }
+
+    impl SettleHooks for Hooks<'_> {
+        fn poll(&mut self) -> bool {
+            if self.loads > 0 {
+                self.loads -= 1;
+                true
+            } else {
+                false
+            }
+        }
+        fn is_esxi(&mut self, disk: &str) -> bool {
+            self.asked.push(disk.to_string());
+            self.esxi.contains(&disk)
+        }
+        fn progress(&mut self, line: &str) {
+            self.progress.push(line.to_string());
+        }
+    }
+
+    fn clock() -> FakeClock<'static> {
+        FakeClock {
+            t: ms(0),
+            events: Vec::new(),
         }
     }
 
     #[test]
-    fn stops_after_quiet_period_when_every_controller_has_a_disk() {
+    fn stops_after_quiet_period_once_esxi_is_found() {
         let t = TempDir::new("settle");
         let sys = fake_sys(&t);
-        let mut clock = FakeClock {
-            t: ms(0),
-            events: Vec::new(),
-        };
-        let r = settle(&sys, cfg(), &mut clock, &mut || false);
+        let mut hooks = Hooks::esxi(&["sda"]);
+        let r = settle(&sys, cfg(), &mut clock(), &mut hooks);
         assert!(!r.timed_out);
         assert_eq!(r.elapsed_ms, 500);
+        assert_eq!(r.esxi_disks, ["sda"]);
         assert!(r.empty_controllers.is_empty(), "{r:?}");
         let ids: Vec<(&str, &str, Vec<String>)> = r
             .controllers
@@ -278,10 +359,14 @@ mod tests {
             ]
         );
         assert_eq!(r.disks, ["loop0", "nvme0n1", "sda", "sdb", "sdc", "vda"]);
+        // Each disk is asked once, however many polls.
+        let mut asked = hooks.asked.clone();
+        asked.dedup();
+        assert_eq!(asked.len(), hooks.asked.len(), "{:?}", hooks.asked);
     }
 
     #[test]
-    fn waits_for_a_late_disk_then_quiet() {
+    fn a_disk_behind_a_slow_controller_after_20_s_is_found() {
         let t = TempDir::new("settle");
         let sys = fake_sys(&t);
         std::fs::remove_file(sys.join("block/sda")).unwrap();
@@ -289,7 +374,7 @@ mod tests {
         let mut clock = FakeClock {
             t: ms(0),
             events: vec![(
-                ms(1200),
+                ms(20_000),
                 Box::new(move || {
                     std::os::unix::fs::symlink(
                         "../devices/pci0000:00/0000:00:01.0/0000:03:00.0/host0/target0:2:0/0:2:0:0/block/sda",
@@ -299,48 +384,51 @@ mod tests {
                 }),
             )],
         };
-        let r = settle(&sys, cfg(), &mut clock, &mut || false);
-        assert!(!r.timed_out);
-        assert_eq!(r.elapsed_ms, 1700, "disk at 1.2 s + 0.5 s quiet");
-        assert!(r.empty_controllers.is_empty());
+        let mut hooks = Hooks::esxi(&["sda"]);
+        let r = settle(&sys, cfg(), &mut clock, &mut hooks);
+        assert!(!r.timed_out, "{r:?}");
+        assert_eq!(
+            r.elapsed_ms, 20_500,
+            "the late PERC disk at 20 s + 0.5 s quiet"
+        );
+        assert_eq!(r.esxi_disks, ["sda"]);
+        assert_eq!(
+            hooks.progress.len(),
+            20,
+            "one line a second: {:?}",
+            hooks.progress
+        );
+        assert_eq!(
+            hooks.progress[11],
+            "waiting for disks: 5 controllers, 0 ESXi disks, 12 s of 30"
+        );
     }
 
     #[test]
-    fn an_empty_controller_costs_the_grace_and_is_reported() {
+    fn an_empty_onboard_ahci_beside_a_found_esxi_disk_costs_no_extra_wait() {
         let t = TempDir::new("settle");
         let sys = fake_sys(&t);
         std::fs::remove_file(sys.join("block/sdb")).unwrap();
-        let mut clock = FakeClock {
-            t: ms(0),
-            events: Vec::new(),
-        };
-        let c = SettleConfig {
-            empty_grace: Duration::from_secs(2),
-            ..cfg()
-        };
-        let r = settle(&sys, c, &mut clock, &mut || false);
+        let r = settle(&sys, cfg(), &mut clock(), &mut Hooks::esxi(&["sda"]));
         assert!(!r.timed_out);
-        assert_eq!(r.elapsed_ms, 2000, "the grace, not the 30 s timeout");
+        assert_eq!(r.elapsed_ms, 500);
         assert_eq!(r.empty_controllers, ["0000:00:1f.2"]);
     }
 
     #[test]
-    fn an_empty_controller_within_a_short_wait_times_out() {
+    fn without_an_esxi_disk_the_wait_runs_to_rescue_wait() {
         let t = TempDir::new("settle");
         let sys = fake_sys(&t);
-        std::fs::remove_file(sys.join("block/sdb")).unwrap();
-        let mut clock = FakeClock {
-            t: ms(0),
-            events: Vec::new(),
-        };
         let c = SettleConfig {
             timeout: Duration::from_secs(3),
             ..cfg()
         };
-        let r = settle(&sys, c, &mut clock, &mut || false);
+        let mut hooks = Hooks::esxi(&[]);
+        let r = settle(&sys, c, &mut clock(), &mut hooks);
         assert!(r.timed_out);
         assert_eq!(r.elapsed_ms, 3000);
-        assert_eq!(r.empty_controllers, ["0000:00:1f.2"]);
+        assert!(r.esxi_disks.is_empty());
+        assert_eq!(hooks.progress.len(), 2);
     }
 
     #[test]
@@ -348,33 +436,32 @@ mod tests {
         let t = TempDir::new("settle");
         let sys = fake_sys(&t);
         // 0000:00:07.0 (mass storage, no driver) has no disk: it must not hold us up.
-        let mut clock = FakeClock {
-            t: ms(0),
-            events: Vec::new(),
-        };
-        let mut calls = 0;
+        let mut hooks = Hooks::esxi(&["sda"]);
         // The coldplug hook loads something on its first 4 calls.
-        let r = settle(&sys, cfg(), &mut clock, &mut || {
-            calls += 1;
-            calls <= 4
-        });
+        hooks.loads = 4;
+        let r = settle(&sys, cfg(), &mut clock(), &mut hooks);
         assert!(!r.timed_out);
         assert_eq!(r.elapsed_ms, 150 + 500);
         assert!(r.controllers.iter().all(|c| c.id != "0000:00:07.0"));
     }
 
     #[test]
-    fn no_controllers_settles_on_quiet() {
+    fn no_controllers_waits_to_the_timeout() {
         let t = TempDir::new("settle");
         t.mkdir("sys/block");
-        let mut clock = FakeClock {
-            t: ms(0),
-            events: Vec::new(),
+        let c = SettleConfig {
+            timeout: Duration::from_secs(2),
+            ..cfg()
         };
-        let r = settle(&t.path().join("sys"), cfg(), &mut clock, &mut || false);
+        let r = settle(
+            &t.path().join("sys"),
+            c,
+            &mut clock(),
+            &mut Hooks::esxi(&[]),
+        );
         assert_eq!(
             (r.timed_out, r.elapsed_ms, r.controllers.len()),
-            (false, 500, 0)
+            (true, 2000, 0)
         );
     }
 }

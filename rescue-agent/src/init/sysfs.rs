@@ -329,6 +329,21 @@ impl DiskIdentity {
     }
 }
 
+impl DiskIdentity {
+    /// What names the LUN behind this path: the WWN as the kernel reports it (lower case), or
+    /// `serial:<serial>` when there is none. Paths of one multipath LUN share it.
+    pub fn lun_key(&self) -> Option<String> {
+        if let Some(w) = self.wwn.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+            return Some(w.to_ascii_lowercase());
+        }
+        self.serial
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("serial:{s}"))
+    }
+}
+
 fn norm_wwn(s: &str) -> String {
     let s = s.trim().to_ascii_lowercase();
     let s = s.strip_prefix("/dev/disk/by-id/").unwrap_or(&s);
