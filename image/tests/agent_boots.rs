@@ -586,6 +586,32 @@ fn software_raid_members_stay_byte_identical() {
 
 #[test]
 #[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
+fn init_outlives_a_worker_that_dies_and_follows_rescue_idle() {
+    // The test-only hook aborts the worker as it starts planning (as a failed allocation or a
+    // panic would): init says what happened and where, writes nothing, and powers off.
+    let dir = tempfile::tempdir().unwrap();
+    let f = build(
+        &dir.path().join("abort.img"),
+        &Spec::new(Generation::Esxi7, Media::Disk, 512),
+    )
+    .unwrap();
+    damage(&f.path, &Damage::CompactSorted).unwrap();
+    let before = content_digest(&f.path).unwrap();
+    let boot = qemu(
+        "worker-abort",
+        &[("virtio-blk", &f.path, "0x08")],
+        "rescue.selftest=abort:planning rescue.idle=poweroff",
+    );
+    boot.ended_by_poweroff();
+    boot.assert_has_text("the rescue worker was killed by SIGABRT");
+    boot.assert_has_text("while planning");
+    boot.assert_has("NOTHING REPAIRED");
+    assert!(!boot.log.contains("Kernel panic"), "{}", boot.log);
+    assert_eq!(content_digest(&f.path).unwrap(), before, "nothing written");
+}
+
+#[test]
+#[ignore = "boots QEMU (TCG); run by scripts/test.sh"]
 fn two_esxi_disks_refused_unless_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let a = build(

@@ -52,10 +52,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        // Sized to what ESXi writes (state.tgz of KiB to a few MiB; the benchmarks' 64 MiB
+        // stress case fits) and to an initramfs machine: the layers of one state.tgz — outer
+        // tar, local.tgz, inner tar, esx.conf — stay within a few hundred MiB together.
         Limits {
-            max_compressed: 256 * 1024 * 1024,
-            max_uncompressed: 1024 * 1024 * 1024,
-            max_member: 512 * 1024 * 1024,
+            max_compressed: 96 << 20,
+            max_uncompressed: 128 << 20,
+            max_member: 96 << 20,
             max_members: 100_000,
         }
     }

@@ -11,8 +11,9 @@ use crate::fat_replace;
 use crate::passthru_policy::{self, Decision, PciFunction, Policy};
 use crate::state_archive::{Flavor, StateArchive};
 
-/// state.tgz is kilobytes to a few MiB in practice; refuse to load anything absurd.
-pub const STATE_TGZ_LIMIT: u64 = 256 << 20;
+/// state.tgz is kilobytes to a few MiB in practice; 96 MiB leaves room for the 64 MiB stress
+/// case of the benchmarks and keeps every layer of it inside an initramfs machine's memory.
+pub const STATE_TGZ_LIMIT: u64 = 96 << 20;
 pub const STATE_TGZ: &str = "state.tgz";
 
 /// How passthrough decisions are made: the policy and what is known of the PCI functions.

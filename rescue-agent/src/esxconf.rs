@@ -387,12 +387,14 @@ fn device_key<'a>(key: &'a str, leaf: &str) -> Option<&'a str> {
 /// `<addr>` spelling anywhere in the file (the last one if repeated).
 pub fn parse_owners(text: &str) -> Vec<OwnerLine> {
     let all = settings(text);
-    let vmkname_for = |addr: &str| {
-        all.iter()
-            .rev()
-            .find(|s| device_key(s.key, "vmkname") == Some(addr))
-            .map(|s| s.value.to_string())
-    };
+    // One pass for the vmknames (the last one of an address wins): linear in the file, however
+    // many owner lines a hostile esx.conf carries.
+    let mut vmknames: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for s in &all {
+        if let Some(addr) = device_key(s.key, "vmkname") {
+            vmknames.insert(addr, s.value);
+        }
+    }
     all.iter()
         .filter_map(|s| {
             let key_addr = device_key(s.key, "owner")?;
@@ -404,7 +406,7 @@ pub fn parse_owners(text: &str) -> Vec<OwnerLine> {
                 form: parsed.map(|(_, f)| f),
                 value: s.value.to_string(),
                 value_range: s.value_range.clone(),
-                vmkname: vmkname_for(key_addr),
+                vmkname: vmknames.get(key_addr).map(|v| v.to_string()),
             })
         })
         .collect()

@@ -26,6 +26,11 @@ pub struct FatGeometry {
     pub total_bytes: u64,
 }
 
+/// A FAT16 FAT holds at most 65525 + 2 entries of 2 bytes; mkfs rounds it up to whole sectors.
+pub const MAX_FAT16_BYTES: u64 = 132 << 10;
+/// The largest root directory FAT16 can declare (65535 entries of 32 bytes).
+pub const MAX_ROOT_BYTES: u64 = 65535 * 32;
+
 impl FatGeometry {
     pub fn parse(boot_sector: &[u8]) -> anyhow::Result<FatGeometry> {
         let u16_at = |o: usize| u64::from(u16::from_le_bytes([boot_sector[o], boot_sector[o + 1]]));
@@ -74,12 +79,38 @@ impl FatGeometry {
         Self::parse(&dev.read_vec(part_offset, 512)?)
     }
 
-    /// FAT16 as bootbanks are: a fixed root directory and 16-bit FAT entries.
+    /// FAT16 as bootbanks are: a fixed root directory and 16-bit FAT entries. Every size here
+    /// later sizes a read, so each is checked against what FAT16 allows and against the volume:
+    /// the FAT size comes from FATSz16 (a FAT32 field is no FAT16's), holds the clusters and at
+    /// most [`MAX_FAT16_BYTES`]; the root directory at most [`MAX_ROOT_BYTES`]; the FATs, root
+    /// and data area lie inside the volume.
     pub fn read_fat16(dev: &BlockDevice, part_offset: u64) -> anyhow::Result<FatGeometry> {
-        let g = Self::read(dev, part_offset)?;
+        let boot = dev.read_vec(part_offset, 512)?;
+        let g = Self::parse(&boot)?;
+        let fat16_size = u16::from_le_bytes([boot[22], boot[23]]);
         let clusters = g.total_bytes.saturating_sub(g.data_start) / g.cluster_bytes;
-        if g.root_start == g.data_start || !(4085..65525).contains(&clusters) {
+        if fat16_size == 0 || g.root_start == g.data_start || !(4085..65525).contains(&clusters) {
             bail!("not a FAT16 volume ({clusters} clusters); bootbanks are FAT16");
+        }
+        let needed = (clusters + 2) * 2;
+        if g.fat_bytes < needed || g.fat_bytes > MAX_FAT16_BYTES {
+            bail!(
+                "FAT16 boot sector gives a {}-byte FAT for {clusters} clusters (needs {needed}, at most {MAX_FAT16_BYTES})",
+                g.fat_bytes
+            );
+        }
+        if g.data_start - g.root_start > MAX_ROOT_BYTES || g.data_start >= g.total_bytes {
+            bail!(
+                "FAT16 boot sector: root directory or data area out of the volume ({} bytes)",
+                g.total_bytes
+            );
+        }
+        let end = part_offset.checked_add(g.total_bytes);
+        if end.is_none_or(|e| e > dev.size()) {
+            bail!(
+                "FAT16 volume of {} bytes at byte {part_offset} runs past the end of the disk",
+                g.total_bytes
+            );
         }
         Ok(g)
     }

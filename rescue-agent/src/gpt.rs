@@ -384,7 +384,9 @@ impl Entry {
         self.type_guid().is_zero()
     }
     pub fn sectors(&self) -> u64 {
-        self.last_lba().saturating_sub(self.first_lba()) + 1
+        self.last_lba()
+            .saturating_sub(self.first_lba())
+            .saturating_add(1)
     }
 }
 

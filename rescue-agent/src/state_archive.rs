@@ -8,6 +8,8 @@ use crate::configstore;
 use crate::envelope::{self, EncryptionInfo, Envelope, EnvelopeError, Filler};
 
 pub const ESX_CONF: &str = "etc/vmware/esx.conf";
+/// Largest esx.conf read (the real 7.0U2 one is 12 KiB).
+pub const ESX_CONF_LIMIT: u64 = 16 << 20;
 const LOCAL_TGZ: &str = "local.tgz";
 const LOCAL_TGZ_VE: &str = "local.tgz.ve";
 const ENCRYPTION_INFO: &[&str] = &["encryption.info", ".#encryption.info"];
@@ -118,7 +120,12 @@ impl StateArchive {
                 .map(|m| m.name.clone())
         };
         let esx_conf_member = member_named(ESX_CONF).ok_or(StateError::NoEsxConf)?;
-        let conf_bytes = archive::read_member(&local_tar, &esx_conf_member, &limits)?;
+        // esx.conf is tens of KiB on real hosts; a bigger one is not a configuration to edit.
+        let conf_limits = Limits {
+            max_member: ESX_CONF_LIMIT,
+            ..limits
+        };
+        let conf_bytes = archive::read_member(&local_tar, &esx_conf_member, &conf_limits)?;
         let esx_conf = std::str::from_utf8(&conf_bytes)
             .map_err(StateError::NotText)?
             .to_string();

@@ -14,7 +14,7 @@ use crate::driver_map::DriverPolicy;
 use crate::gpt_repair;
 use crate::init::console::Consoles;
 use crate::init::kargs::{KernelArgs, Mode};
-use crate::init::{efivars, sysfs, Outcome};
+use crate::init::{efivars, sysfs, worker, Outcome};
 use crate::layout;
 use crate::multipath;
 use crate::passthru_policy::Policy;
@@ -149,6 +149,7 @@ fn run_inner(
     let sys = Path::new(SYS);
 
     // 1. Every disk, read-only, with no policy yet: which hold ESXi or VMFS.
+    worker::stage("probing the disks");
     let mut disks: Vec<Disk> = sysblock::whole_disks()
         .into_iter()
         .map(|path| {
@@ -260,6 +261,7 @@ fn run_inner(
     };
 
     // 3. The same path as the CLI: probe with the policy, plan, and (repair mode) apply.
+    worker::stage(&format!("probing {} with the policy", target.display()));
     let access = if args.mode == Mode::Repair {
         Access::ReadWrite
     } else {
@@ -274,6 +276,7 @@ fn run_inner(
             "the ESXi disk is no longer recognised; nothing written".into(),
         );
     };
+    worker::stage("planning");
     let mut plan = gpt_repair::plan_gpt(&dev, gpt, layout)?;
     if let Err(e) = config_repair::plan_config(&probe, &ctx.policy, &mut plan) {
         return idle(consoles, format!("refused: {e}"));
@@ -320,7 +323,9 @@ fn run_inner(
             .collect::<Vec<_>>(),
     );
     let sinks: Vec<&dyn BackupSink> = rescue.iter().map(|r| r as &dyn BackupSink).collect();
+    worker::stage(&format!("writing the repair to {}", target.display()));
     let applied = apply::apply(&dev, &probe, &plan, &sinks, &ctx)?;
+    worker::stage("writing the report");
     say(&describe_plan(&plan, "REPAIRED"));
     if let Some(b) = &applied.backup_on_disk {
         say(&format!(

@@ -79,9 +79,16 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
         }
     }
     let ss = u64::from(dev.sector_size());
+    let bank_offset = |first_lba: u64| {
+        first_lba
+            .checked_mul(ss)
+            .filter(|o| *o < dev.size())
+            .with_context(|| format!("undo record names a bank at LBA {first_lba}, past the disk"))
+    };
     for f in &m.files {
-        let now = fat_replace::read_root_file(dev, f.first_lba * ss, &f.name, STATE_TGZ_LIMIT)?
-            .map(|d| sha256_hex(&d));
+        let now =
+            fat_replace::read_root_file(dev, bank_offset(f.first_lba)?, &f.name, STATE_TGZ_LIMIT)?
+                .map(|d| sha256_hex(&d));
         if now.as_deref() == Some(f.sha256_before.as_str()) {
             already += 1;
         } else if now.as_deref() != Some(f.sha256_after.as_str()) {
@@ -105,8 +112,9 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
             before.clone(),
             Vec::new(),
         );
-        let current = fat_replace::read_root_file(dev, f.first_lba * ss, &f.name, STATE_TGZ_LIMIT)?
-            .unwrap_or_default();
+        let current =
+            fat_replace::read_root_file(dev, bank_offset(f.first_lba)?, &f.name, STATE_TGZ_LIMIT)?
+                .unwrap_or_default();
         if sha256_hex(&current) == f.sha256_before {
             continue;
         }

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::plan::{sha256_hex, FileEdit, SectorWrite, Target};
 
 pub const FORMAT: &str = "esxi-rescue-undo/1";
-const MEMBER_LIMIT: u64 = 512 << 20;
+/// Largest member of an undo record: the old state.tgz at most (bank_config::STATE_TGZ_LIMIT).
+const MEMBER_LIMIT: u64 = 96 << 20;
+/// fatmeta.gz holds one FAT16 bank's FATs and root directory: a few MiB at most.
+const FAT_META_LIMIT: u64 = 4 << 20;
 pub const SEAL_LEN: usize = 64;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -168,9 +171,14 @@ impl Record {
                 }
                 "fatmeta.gz" => {
                     let mut out = Vec::new();
+                    // The FAT metadata of one FAT16 bank: its FATs and root directory.
                     flate2::read::GzDecoder::new(&buf[..])
-                        .take(MEMBER_LIMIT)
+                        .take(FAT_META_LIMIT + 1)
                         .read_to_end(&mut out)?;
+                    ensure!(
+                        out.len() as u64 <= FAT_META_LIMIT,
+                        "fatmeta.gz inflates past {FAT_META_LIMIT} bytes"
+                    );
                     fat_meta = Some(out);
                 }
                 "seal" => seal = Some(String::from_utf8_lossy(&buf).into_owned()),

@@ -222,3 +222,103 @@ fn bad_gzip_crc_is_refused() {
     bad[n - 8] ^= 0xFF; // CRC32 of the trailer
     refused("bad crc", bad, "crc");
 }
+
+/// Runs the agent with its address space capped, as a small initramfs machine would be.
+fn run_capped(mib: u64, args: &[&str]) -> Run {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {}; exec '{}' {}",
+            mib * 1024,
+            env!("CARGO_BIN_EXE_rescue-agent"),
+            quoted.join(" ")
+        ))
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn nested_gzip_within_the_old_limits_is_refused_in_bounded_memory() {
+    // 400 KB of state.tgz that inflates to a 200 MiB inner tar: past the limits sized for ESXi.
+    let big = vec![0u8; 200 << 20];
+    let state = state_with_local(&[
+        member("etc/vmware/esx.conf", tar::EntryType::Regular, CONF, None),
+        member("var/big", tar::EntryType::Regular, &big, None),
+    ]);
+    drop(big);
+    assert!(state.len() < 1 << 20, "{}", state.len());
+    let dir = tmpdir();
+    let f = esxi_with_passthru(dir.path());
+    put_state(&f, dir.path(), &state);
+    let before = hash(&f.path);
+    let r = run_capped(
+        768,
+        &[
+            "repair",
+            "--controller",
+            "0000:16:00.0",
+            f.path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("limit"), "{}", r.stderr);
+    assert_eq!(hash(&f.path), before);
+}
+
+#[test]
+fn an_esx_conf_past_16_mib_is_refused() {
+    let mut conf = CONF.to_vec();
+    conf.resize(17 << 20, b'#');
+    refused(
+        "huge esx.conf",
+        state_with_local(&[member(
+            "etc/vmware/esx.conf",
+            tar::EntryType::Regular,
+            &conf,
+            None,
+        )]),
+        "limit",
+    );
+}
+
+#[test]
+fn a_hundred_thousand_owner_lines_parse_in_one_pass() {
+    // Quadratic vmkname lookups once stalled the probe on this (40 k lines took 3.4 s).
+    let mut conf = CONF.to_vec();
+    for i in 0..100_000u32 {
+        conf.extend_from_slice(
+            format!(
+                "/device/000:{:03}:{:02}.{}/owner = \"vmkernel\"\n",
+                i % 256,
+                (i / 256) % 32,
+                (i / 8192) % 8
+            )
+            .as_bytes(),
+        );
+    }
+    let dir = tmpdir();
+    let f = esxi_with_passthru(dir.path());
+    put_state(
+        &f,
+        dir.path(),
+        &state_with_local(&[member(
+            "etc/vmware/esx.conf",
+            tar::EntryType::Regular,
+            &conf,
+            None,
+        )]),
+    );
+    let r = run_ok(&[
+        "scan",
+        "--controller",
+        "0000:16:00.0",
+        f.path.to_str().unwrap(),
+    ]);
+    assert!(r.stdout.contains("1 passthru owner(s)"), "{}", r.stdout);
+}

@@ -56,6 +56,8 @@ pub struct KernelArgs {
     pub wait_secs: u64,
     /// `rescue.log=info|debug`
     pub log: LogLevel,
+    /// `rescue.selftest=abort:STAGE` (tests only): the worker aborts when STAGE begins.
+    pub selftest: Option<String>,
     /// Every `rescue.*` argument we do not know, as given.
     pub unknown: Vec<String>,
     /// One line per bad value; the default is kept for those.
@@ -74,6 +76,7 @@ impl Default for KernelArgs {
             mode: Mode::Repair,
             passthru: DEFAULT_PASSTHRU.to_string(),
             drivers: DEFAULT_DRIVERS.to_string(),
+            selftest: None,
             disk: None,
             after: After::Reboot,
             idle: After::Halt,
@@ -107,7 +110,7 @@ impl KernelArgs {
     fn apply(&mut self, name: &str, key: &str, value: Option<&str>) {
         const AFTER: &str = "reboot|poweroff|halt|shell";
         let known = [
-            "mode", "passthru", "drivers", "disk", "after", "idle", "wait", "log",
+            "mode", "passthru", "drivers", "disk", "after", "idle", "wait", "log", "selftest",
         ];
         if !known.contains(&name) {
             self.unknown.push(match value {
@@ -147,6 +150,7 @@ impl KernelArgs {
                 }
             }
             "disk" => self.disk = (!empty).then(|| value.to_string()),
+            "selftest" => self.selftest = (!empty).then(|| value.to_string()),
             "after" | "idle" => {
                 let default = if name == "after" {
                     After::Reboot

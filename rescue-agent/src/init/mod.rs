@@ -14,6 +14,10 @@ pub mod panic;
 pub mod power;
 pub mod settle;
 pub mod sysfs;
+pub mod worker;
+
+/// A generous bound for one probe-and-repair run: past it the worker is taken for hung.
+pub const WORKER_LIMIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -22,13 +26,13 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use console::Consoles;
 pub use kargs::{After, KernelArgs, LogLevel, Mode};
 
 /// What the repair pipeline reports back to [`boot`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// Something was written (and verified): the machine should restart into ESXi.
     pub repaired: bool,
@@ -281,7 +285,22 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
         say("rescue.mode=shell: no scan, no repair");
         None
     } else {
-        let o = run(&args, &consoles);
+        // The probe and repair run in a child: whatever ends it, init stays to say so.
+        let end = worker::run(
+            || run(&args, &consoles),
+            WORKER_LIMIT,
+            args.selftest.as_deref(),
+        );
+        if let worker::WorkerEnd::Died { how, last_stage } = &end {
+            say(&format!(
+                "the rescue worker {how}{}",
+                last_stage
+                    .as_ref()
+                    .map(|s| format!(" while {s}"))
+                    .unwrap_or_default()
+            ));
+        }
+        let o = end.into_outcome();
         // The last screenful is what the person at the BMC console sees: keep it ≤ 80×25.
         let verdict = if o.repaired {
             "REPAIRED"

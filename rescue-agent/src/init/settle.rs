@@ -20,6 +20,8 @@ use serde::Serialize;
 
 use super::sysfs;
 
+const USB_STORAGE: &str = "usb-storage";
+
 /// Time source, injectable for tests.
 pub trait Clock {
     /// Time since an arbitrary fixed start.
@@ -53,6 +55,9 @@ pub struct SettleConfig {
     pub quiet: Duration,
     /// Poll interval.
     pub poll: Duration,
+    /// A bound USB mass-storage interface is a device that is there (the rescue stick itself,
+    /// where the undo copy goes): its disk is waited for this long, even once ESXi is found.
+    pub device_grace: Duration,
 }
 
 impl SettleConfig {
@@ -61,6 +66,7 @@ impl SettleConfig {
             timeout,
             quiet: Duration::from_millis(500),
             poll: Duration::from_millis(50),
+            device_grace: Duration::from_secs(8),
         }
     }
 }
@@ -115,6 +121,7 @@ pub fn settle(
     let mut last_change = start;
     // (disk, size in sectors) → ESXi or not: a disk is asked again when its size changes.
     let mut verdicts: BTreeMap<(String, u64), bool> = BTreeMap::new();
+    let mut first_seen: BTreeMap<String, Duration> = BTreeMap::new();
     let mut last_progress_secs = 0;
     let mut polls = 0;
     loop {
@@ -146,10 +153,18 @@ pub fn settle(
                 esxi_disks.push(name.clone());
             }
         }
+        for c in &controllers {
+            first_seen.entry(c.id.clone()).or_insert(now);
+        }
+        let device_pending = controllers.iter().any(|c| {
+            c.kind == USB_STORAGE
+                && c.disks.is_empty()
+                && now.saturating_sub(first_seen[&c.id]) < cfg.device_grace
+        });
         let elapsed = now.saturating_sub(start);
         let quiet = now.saturating_sub(last_change) >= cfg.quiet;
         let timed_out = elapsed >= cfg.timeout;
-        let settled = !esxi_disks.is_empty() && quiet;
+        let settled = !esxi_disks.is_empty() && quiet && !device_pending;
         if settled || timed_out {
             return SettleReport {
                 empty_controllers: controllers
@@ -234,7 +249,7 @@ fn controllers(sys_root: &Path, disks: &[(String, PathBuf)]) -> Vec<Controller> 
         };
         out.push(Controller {
             id: name,
-            kind: "usb-storage".into(),
+            kind: USB_STORAGE.into(),
             driver,
             disks: Vec::new(),
             path,
@@ -286,6 +301,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             quiet: ms(500),
             poll: ms(50),
+            device_grace: Duration::from_secs(8),
         }
     }
 
@@ -413,6 +429,29 @@ mod tests {
         assert!(!r.timed_out);
         assert_eq!(r.elapsed_ms, 500);
         assert_eq!(r.empty_controllers, ["0000:00:1f.2"]);
+    }
+
+    #[test]
+    fn a_usb_stick_still_enumerating_is_waited_for_beside_a_found_esxi_disk() {
+        // The rescue stick's usb-storage interface is bound; its disk comes at 2 s.
+        let t = TempDir::new("settle");
+        let sys = fake_sys(&t);
+        let link = std::fs::read_link(sys.join("block/sdc")).unwrap();
+        std::fs::remove_file(sys.join("block/sdc")).unwrap();
+        let sys2 = sys.clone();
+        let mut clock = FakeClock {
+            t: ms(0),
+            events: vec![(
+                ms(2000),
+                Box::new(move || {
+                    std::os::unix::fs::symlink(&link, sys2.join("block/sdc")).unwrap()
+                }),
+            )],
+        };
+        let r = settle(&sys, cfg(), &mut clock, &mut Hooks::esxi(&["sda"]));
+        assert!(!r.timed_out);
+        assert_eq!(r.elapsed_ms, 2500);
+        assert!(r.disks.contains(&"sdc".to_string()));
     }
 
     #[test]
