@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit and integration tests (synthetic ESXi disks), and the
-# QEMU boots (TCG) of the agent as PID 1. Installs missing prerequisites first (idempotent).
+# Runs every test: formatting, lints, unit and integration tests (synthetic ESXi disks), the
+# QEMU boots (TCG) of the agent as PID 1, and a short smoke run of every fuzz target. Installs
+# missing prerequisites first (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,4 +19,8 @@ cargo test --locked --workspace -- --include-ignored 2>&1 | tee target/test.log
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' target/test.log | awk '{s+=$1} END {print s+0}')
 cat target/agent-boots/TIMINGS 2>/dev/null || true
+echo "== fuzz smoke (every target, 10 s each; scripts/fuzz.sh TARGET SECONDS for longer runs)"
+bash scripts/fuzz.sh --smoke 10 2>&1 | tee target/fuzz-smoke.log | grep -E '^fuzz |FAILED|panicked'
+fuzz_ok=$(grep -c '^fuzz .*no crash' target/fuzz-smoke.log || true)
+passed=$((passed + fuzz_ok))
 echo "tests: $passed passed, $failed failed"

@@ -1,4 +1,14 @@
 //! One type for block devices and disk-image files: sector size, size, positioned I/O, flush.
+//!
+//! A block device opened for writing is opened O_DIRECT: every read and write moves whole
+//! logical sectors between the device and an aligned buffer, bypassing the page cache, so a
+//! write reaches the disk as exactly the sectors it names — not as the 4 KiB page around them
+//! (which would also rewrite LBA 0, ESXi's boot code, with a GPT write, or the sectors of
+//! boot.cfg with a report). A write that does not cover whole sectors is read-modify-written,
+//! sector by sector. Image files use the page cache and fdatasync.
+//!
+//! With `RESCUE_AGENT_WRITE_LOG=FILE` in the environment every write is also logged there as
+//! `offset length` (bytes), for audits and the tests that check no other sector was written.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -51,9 +61,13 @@ pub struct BlockDevice {
     sector_size: u32,
     size: u64,
     writable: bool,
+    /// Opened O_DIRECT: I/O in whole, aligned sectors.
+    direct: bool,
 }
 
 const O_EXCL: i32 = 0o200;
+const O_DIRECT: i32 = nix::libc::O_DIRECT;
+pub const WRITE_LOG_ENV: &str = "RESCUE_AGENT_WRITE_LOG";
 
 impl BlockDevice {
     pub fn open(path: &Path, access: Access) -> Result<Self, BlockError> {
@@ -71,10 +85,11 @@ impl BlockDevice {
         }
         let mut options = OpenOptions::new();
         options.read(true);
+        let direct = access == Access::ReadWrite && is_block_device;
         if access == Access::ReadWrite {
             options.write(true);
             if is_block_device {
-                options.custom_flags(O_EXCL);
+                options.custom_flags(O_EXCL | O_DIRECT);
             }
         }
         let file = options.open(path).map_err(io_err)?;
@@ -105,6 +120,7 @@ impl BlockDevice {
             sector_size,
             size,
             writable: access == Access::ReadWrite,
+            direct,
         })
     }
 
@@ -142,12 +158,39 @@ impl BlockDevice {
 
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         self.check_range("read", offset, buf.len() as u64)?;
+        if self.direct {
+            let (start, aligned) = self.read_aligned(offset, buf.len())?;
+            let from = (offset - start) as usize;
+            buf.copy_from_slice(&aligned.as_slice()[from..from + buf.len()]);
+            return Ok(());
+        }
         self.file
             .read_exact_at(buf, offset)
-            .map_err(|source| BlockError::Io {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| self.io_error(source))
+    }
+
+    fn io_error(&self, source: io::Error) -> BlockError {
+        BlockError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The whole sectors around `offset..offset+len` (already range-checked), read O_DIRECT.
+    fn read_aligned(
+        &self,
+        offset: u64,
+        len: usize,
+    ) -> Result<(u64, crate::aligned_buf::AlignedBuf), BlockError> {
+        let ss = u64::from(self.sector_size);
+        let start = offset / ss * ss;
+        let end = (offset + len as u64).div_ceil(ss) * ss;
+        let mut aligned = crate::aligned_buf::AlignedBuf::zeroed((end - start) as usize)
+            .ok_or_else(|| self.io_error(io::ErrorKind::OutOfMemory.into()))?;
+        self.file
+            .read_exact_at(aligned.as_mut_slice(), start)
+            .map_err(|source| self.io_error(source))?;
+        Ok((start, aligned))
     }
 
     pub fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, BlockError> {
@@ -173,12 +216,28 @@ impl BlockDevice {
 
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
         self.check_range("write", offset, data.len() as u64)?;
+        log_write(offset, data.len());
+        if self.direct {
+            // Whole sectors: those around the range, read first when it covers them partly.
+            let ss = u64::from(self.sector_size);
+            let whole = offset.is_multiple_of(ss) && (data.len() as u64).is_multiple_of(ss);
+            let (start, mut aligned) = if whole {
+                let buf = crate::aligned_buf::AlignedBuf::zeroed(data.len())
+                    .ok_or_else(|| self.io_error(io::ErrorKind::OutOfMemory.into()))?;
+                (offset, buf)
+            } else {
+                self.read_aligned(offset, data.len())?
+            };
+            let from = (offset - start) as usize;
+            aligned.as_mut_slice()[from..from + data.len()].copy_from_slice(data);
+            return self
+                .file
+                .write_all_at(aligned.as_slice(), start)
+                .map_err(|source| self.io_error(source));
+        }
         self.file
             .write_all_at(data, offset)
-            .map_err(|source| BlockError::Io {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| self.io_error(source))
     }
 
     /// Durably flush: fsync, and for block devices also drop the buffer cache so that the
@@ -188,13 +247,24 @@ impl BlockDevice {
             path: self.path.clone(),
             source,
         };
-        self.file.sync_all().map_err(io_err)?;
+        self.file.sync_data().map_err(io_err)?;
         if self.is_block_device {
             // SAFETY: BLKFLSBUF takes no argument.
             unsafe { blk_flush_buffers(self.file.as_raw_fd()) }
                 .map_err(|e| io_err(io::Error::from(e)))?;
         }
         Ok(())
+    }
+}
+
+/// Appends `offset length` to the file named by RESCUE_AGENT_WRITE_LOG, when set.
+fn log_write(offset: u64, len: usize) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(WRITE_LOG_ENV) else {
+        return;
+    };
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{offset} {len}");
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: probe → findings → plan → apply → verify → report.
 
+pub mod aligned_buf;
 pub mod apply;
 pub mod archive;
 pub mod backup_sink;

@@ -223,26 +223,6 @@ fn bad_gzip_crc_is_refused() {
     refused("bad crc", bad, "crc");
 }
 
-/// Runs the agent with its address space capped, as a small initramfs machine would be.
-fn run_capped(mib: u64, args: &[&str]) -> Run {
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -v {}; exec '{}' {}",
-            mib * 1024,
-            env!("CARGO_BIN_EXE_rescue-agent"),
-            quoted.join(" ")
-        ))
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn nested_gzip_within_the_old_limits_is_refused_in_bounded_memory() {
     // 400 KB of state.tgz that inflates to a 200 MiB inner tar: past the limits sized for ESXi.

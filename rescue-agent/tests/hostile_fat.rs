@@ -8,25 +8,6 @@ use std::os::unix::fs::FileExt;
 
 use common::*;
 
-fn run_capped(mib: u64, args: &[&str]) -> Run {
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -v {}; exec '{}' {}",
-            mib * 1024,
-            env!("CARGO_BIN_EXE_rescue-agent"),
-            quoted.join(" ")
-        ))
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn a_fat32_size_in_a_bank_boot_sector_sizes_no_read() {
     let dir = tmpdir();

@@ -47,7 +47,9 @@ impl Consoles {
 
     /// Writes `text` as is to every console; a console that fails (gone, stalled by flow control
     /// for over a second) is skipped, the others still get everything.
+    /// Writes `text`, in ASCII (console_text.rs), to every console.
     pub fn write_all(&self, text: &str) {
+        let text = super::console_text::ascii(text);
         for p in self.paths.iter() {
             let _ = write_one(p, text.as_bytes());
         }

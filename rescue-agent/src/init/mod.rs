@@ -7,6 +7,7 @@
 
 pub mod coldplug;
 pub mod console;
+pub mod console_text;
 pub mod efivars;
 pub mod kargs;
 pub mod mounts;

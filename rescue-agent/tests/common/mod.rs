@@ -149,3 +149,24 @@ pub fn esxi5_raid_passthru(dir: &Path) -> Fixture {
         &[("000:022:00.0", "passthru")],
     )
 }
+
+/// Runs the agent with its address space capped (`ulimit -v`), as a small initramfs machine
+/// would be: a size read from hostile bytes that sized an allocation fails the run.
+pub fn run_capped(mib: u64, args: &[&str]) -> Run {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {}; exec '{}' {}",
+            mib * 1024,
+            env!("CARGO_BIN_EXE_rescue-agent"),
+            quoted.join(" ")
+        ))
+        .output()
+        .expect("run rescue-agent under ulimit");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
