@@ -77,6 +77,8 @@ pub struct ModuleFinding {
     pub module: String,
     /// Where: "ConfigStore Config.UserValue" or "esx.conf line 12".
     pub found_in: Vec<String>,
+    /// Identifiers of its ConfigStore module_settings rows (empty for esx.conf lines).
+    pub store_ids: Vec<String>,
     pub decision: DriverDecision,
 }
 
@@ -182,10 +184,11 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
         })
         .collect();
     let boot_drivers = ctx.boot_drivers();
-    let mut disabled: Vec<(String, String)> = esxconf::disabled_modules(&archive.esx_conf)
-        .into_iter()
-        .map(|m| (m.module, format!("esx.conf line {}", m.line)))
-        .collect();
+    let mut disabled: Vec<(String, String, Vec<String>)> =
+        esxconf::disabled_modules(&archive.esx_conf)
+            .into_iter()
+            .map(|m| (m.module, format!("esx.conf line {}", m.line), Vec::new()))
+            .collect();
     if let Some(db) = &archive.configstore {
         let mut store = StoreReport::default();
         match configstore::read(db) {
@@ -201,7 +204,11 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
                     .collect();
                 for m in found.disabled_modules {
                     for column in m.disabled_in {
-                        disabled.push((m.module.clone(), format!("ConfigStore {column}")));
+                        disabled.push((
+                            m.module.clone(),
+                            format!("ConfigStore {column}"),
+                            m.identifiers.clone(),
+                        ));
                     }
                 }
             }
@@ -209,7 +216,7 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
         }
         report.configstore = Some(store);
     }
-    for (module, found_in) in disabled {
+    for (module, found_in, ids) in disabled {
         if !driver_map::is_storage_or_usb_module(&module) {
             continue;
         }
@@ -218,11 +225,19 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
             .iter_mut()
             .find(|m| m.module == module)
         {
-            Some(m) => m.found_in.push(found_in),
+            Some(m) => {
+                m.found_in.push(found_in);
+                for id in ids {
+                    if !m.store_ids.contains(&id) {
+                        m.store_ids.push(id);
+                    }
+                }
+            }
             None => report.disabled_modules.push(ModuleFinding {
                 decision: driver_map::decide(&ctx.drivers, &module, &boot_drivers),
                 module,
                 found_in: vec![found_in],
+                store_ids: ids,
             }),
         }
     }

@@ -128,8 +128,7 @@ fn plan_bank(
             .collect(),
         modules_to_enable: enables
             .iter()
-            .filter(|m| m.found_in.iter().any(|f| f.starts_with("ConfigStore")))
-            .map(|m| m.module.clone())
+            .flat_map(|m| m.store_ids.iter().cloned())
             .collect(),
     };
     let new_store = match (&archive.configstore, store_edit.is_empty()) {

@@ -96,6 +96,8 @@ impl PciDeviceRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DisabledModuleRow {
     pub module: String,
+    /// The rows' Identifiers (a rewrite edits rows by Identifier).
+    pub identifiers: Vec<String>,
     pub disabled_in: Vec<ColumnName>,
 }
 
@@ -106,8 +108,8 @@ pub struct StoreFindings {
     pub disabled_modules: Vec<DisabledModuleRow>,
 }
 
-/// What to change: PCI device identifiers whose owner goes to OWNER_VMKERNEL, and modules whose
-/// `enabled` goes to true.
+/// What to change: PCI device identifiers whose owner goes to OWNER_VMKERNEL, and the
+/// identifiers of module_settings rows whose `enabled` goes to true.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreEdit {
     pub owners_to_vmkernel: Vec<String>,
@@ -199,7 +201,8 @@ impl Store {
         let kind: Option<String> = self
             .conn
             .query_row(
-                "SELECT type FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE",
+                "SELECT CASE WHEN sql LIKE 'CREATE VIRTUAL%' THEN 'virtual table' ELSE type END \
+                 FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE",
                 [name],
                 |r| r.get(0),
             )
@@ -336,7 +339,10 @@ pub fn read(db: &[u8]) -> Result<StoreFindings, StoreError> {
         if let Some(label) = json_str(&json, "hardware_label") {
             row.hardware_label.get_or_insert(label);
         }
-        if let Some(owner) = json_str(&json, "owner") {
+        // VitalValue holds vital fields (sbdf, dl_bus_address), never the owner: only the
+        // columns a rewrite edits may count.
+        let editable = !column.ends_with(VITAL_COLUMN);
+        if let Some(owner) = json_str(&json, "owner").filter(|_| editable) {
             if owner == OWNER_PASSTHRU {
                 row.passthru_in.push(column.clone());
                 row.owner = Some(owner);
@@ -347,16 +353,22 @@ pub fn read(db: &[u8]) -> Result<StoreFindings, StoreError> {
     }
     let mut modules: BTreeMap<String, DisabledModuleRow> = BTreeMap::new();
     for (column, id, json) in store.values("vmkernel", "module_settings")? {
+        if column.ends_with(VITAL_COLUMN) {
+            continue;
+        }
         if json_field(&json, "enabled") == Some(serde_json::Value::Bool(false)) {
-            let name = json_str(&json, "module_name").unwrap_or(id);
-            modules
+            let name = json_str(&json, "module_name").unwrap_or_else(|| id.clone());
+            let row = modules
                 .entry(name.clone())
                 .or_insert_with(|| DisabledModuleRow {
                     module: name,
+                    identifiers: Vec::new(),
                     disabled_in: Vec::new(),
-                })
-                .disabled_in
-                .push(column);
+                });
+            if !row.identifiers.contains(&id) {
+                row.identifiers.push(id);
+            }
+            row.disabled_in.push(column);
         }
     }
     Ok(StoreFindings {
@@ -597,6 +609,38 @@ mod tests {
         );
         let e = read(&db).unwrap_err();
         assert!(e.to_string().contains("view"), "{e}");
+    }
+
+    #[test]
+    fn a_virtual_config_table_is_refused() {
+        let db = db_from("CREATE VIRTUAL TABLE Config USING fts5(Component, UserValue);");
+        let e = read(&db).unwrap_err();
+        assert!(e.to_string().contains("virtual table"), "{e}");
+    }
+
+    #[test]
+    fn owner_in_vital_value_is_not_counted_and_modules_edit_by_identifier() {
+        let db = store_with(
+            "INSERT INTO Config(Component,ConfigGroup,Name,Identifier,UserValue,VitalValue,Revision) VALUES \
+             ('esx','hardware','pci_devices','0000:03:00.0',NULL,'{\"sbdf\":\"0000:03:00.0\",\"owner\":\"OWNER_PASSTHRU\"}',1),\
+             ('esx','vmkernel','module_settings','row-7','{\"module_name\":\"vmkusb\",\"enabled\":false}',NULL,1);",
+        );
+        let f = read(&db).unwrap();
+        assert!(
+            !f.pci_devices[0].is_passthru(),
+            "VitalValue never holds the owner a rewrite edits"
+        );
+        assert_eq!(f.disabled_modules[0].module, "vmkusb");
+        assert_eq!(f.disabled_modules[0].identifiers, ["row-7"]);
+        let out = rewrite(
+            &db,
+            &StoreEdit {
+                modules_to_enable: vec!["row-7".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(read(&out).unwrap().disabled_modules.is_empty());
     }
 
     #[test]

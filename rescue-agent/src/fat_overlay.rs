@@ -30,6 +30,9 @@ pub struct FatGeometry {
 pub const MAX_FAT16_BYTES: u64 = 132 << 10;
 /// The largest root directory FAT16 can declare (65535 entries of 32 bytes).
 pub const MAX_ROOT_BYTES: u64 = 65535 * 32;
+/// Reserved sectors before the first FAT: 1 to a few on real bootbanks; bounded so the FAT
+/// metadata an undo record keeps (reserved area, FATs, root) stays well under its 4 MiB limit.
+pub const MAX_RESERVED_BYTES: u64 = 256 << 10;
 
 impl FatGeometry {
     pub fn parse(boot_sector: &[u8]) -> anyhow::Result<FatGeometry> {
@@ -97,6 +100,12 @@ impl FatGeometry {
             bail!(
                 "FAT16 boot sector gives a {}-byte FAT for {clusters} clusters (needs {needed}, at most {MAX_FAT16_BYTES})",
                 g.fat_bytes
+            );
+        }
+        if g.fat_start > MAX_RESERVED_BYTES {
+            bail!(
+                "FAT16 boot sector: {} reserved bytes before the FAT (at most {MAX_RESERVED_BYTES})",
+                g.fat_start
             );
         }
         if g.data_start - g.root_start > MAX_ROOT_BYTES || g.data_start >= g.total_bytes {

@@ -66,10 +66,14 @@ pub fn detect(dev: &BlockDevice) -> Option<RaidKind> {
             return Some(RaidKind::IntelImsm);
         }
     }
-    if size >= ss {
-        if let Some(b) = at(size - ss, 4) {
-            if u32::from_be_bytes([b[0], b[1], b[2], b[3]]) == DDF_SIGNATURE {
-                return Some(RaidKind::Ddf);
+    // DDF: the anchor is in the last sector; mdadm writes it 512 bytes before the end whatever
+    // the sector size, so a 4Kn member has it inside its last LBA.
+    for back in [ss, 512] {
+        if size >= back {
+            if let Some(b) = at(size - back, 4) {
+                if u32::from_be_bytes([b[0], b[1], b[2], b[3]]) == DDF_SIGNATURE {
+                    return Some(RaidKind::Ddf);
+                }
             }
         }
     }
@@ -139,6 +143,19 @@ mod tests {
         assert_eq!(detect(&d), Some(RaidKind::Md10));
         let (_t, d) = disk_with(SIZE, SIZE - 65536, &MD_MAGIC.to_le_bytes());
         assert_eq!(detect(&d), Some(RaidKind::Md090));
+    }
+
+    #[test]
+    fn ddf_on_a_4kn_member_sits_512_bytes_before_the_end() {
+        let tmp = tempfile_path::Tmp::new();
+        let mut data = vec![0u8; SIZE as usize];
+        data[4096..4104].copy_from_slice(b"EFI PART");
+        let at = SIZE as usize - 512;
+        data[at..at + 4].copy_from_slice(&DDF_SIGNATURE.to_be_bytes());
+        std::fs::write(&tmp.0, &data).unwrap();
+        let d = BlockDevice::open(&tmp.0, Access::ReadOnly).unwrap();
+        assert_eq!(d.sector_size(), 4096);
+        assert_eq!(detect(&d), Some(RaidKind::Ddf));
     }
 
     #[test]

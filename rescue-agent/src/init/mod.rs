@@ -170,7 +170,9 @@ impl settle::SettleHooks for BootSettleHooks<'_> {
         self.coldplug.pass(self.loader) > 0
     }
     fn is_esxi(&mut self, disk: &str) -> bool {
-        crate::probe::is_esxi(&Path::new("/dev").join(disk))
+        // The disk's bytes may be hostile: parse them in a child, never in init.
+        let path = Path::new("/dev").join(disk);
+        worker::ask(|| crate::probe::is_esxi(&path), Duration::from_secs(20))
     }
     fn progress(&mut self, line: &str) {
         (self.say)(line)

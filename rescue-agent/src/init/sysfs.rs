@@ -331,10 +331,17 @@ impl DiskIdentity {
 
 impl DiskIdentity {
     /// What names the LUN behind this path: the WWN as the kernel reports it (lower case), or
-    /// `serial:<serial>` when there is none. Paths of one multipath LUN share it.
+    /// `serial:<serial>` when there is none. Paths of one multipath LUN share it. USB sticks and
+    /// SD cards never give a serial key: cheap ones share serials, and a cloned stick is a
+    /// second disk, not a second path.
     pub fn lun_key(&self) -> Option<String> {
         if let Some(w) = self.wwn.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
             return Some(w.to_ascii_lowercase());
+        }
+        let removable_kind = self.name.starts_with("mmcblk")
+            || self.by_path.as_deref().is_some_and(|p| p.contains("-usb-"));
+        if removable_kind {
+            return None;
         }
         self.serial
             .as_deref()
@@ -594,6 +601,42 @@ pub(crate) mod tests {
         assert_eq!(sdc.serial.as_deref(), Some("USB0001"));
         let loop0 = disk_identity(&sys, "loop0").unwrap();
         assert_eq!((loop0.pci, loop0.by_path), (None, None));
+    }
+
+    #[test]
+    fn lun_keys_come_from_wwns_and_from_serials_only_off_usb_and_sd() {
+        let id = |name: &str, wwn: Option<&str>, serial: Option<&str>, by_path: Option<&str>| {
+            DiskIdentity {
+                name: name.into(),
+                device_path: PathBuf::new(),
+                pci: None,
+                serial: serial.map(str::to_string),
+                wwn: wwn.map(str::to_string),
+                model: None,
+                by_path: by_path.map(str::to_string),
+                size_bytes: None,
+            }
+        };
+        assert_eq!(
+            id("sda", Some("naa.5000C500AA"), Some("S1"), None)
+                .lun_key()
+                .as_deref(),
+            Some("naa.5000c500aa")
+        );
+        assert_eq!(
+            id(
+                "sdb",
+                None,
+                Some("S1"),
+                Some("pci-0000:05:00.0-sas-0x5000-lun-0")
+            )
+            .lun_key()
+            .as_deref(),
+            Some("serial:S1")
+        );
+        let usb = Some("pci-0000:00:14.0-usb-0:1:1.0-scsi-0:0:0:0");
+        assert_eq!(id("sdc", None, Some("0123456789"), usb).lun_key(), None);
+        assert_eq!(id("mmcblk0", None, Some("0x1234"), None).lun_key(), None);
     }
 
     #[test]

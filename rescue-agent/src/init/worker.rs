@@ -84,6 +84,12 @@ pub fn run(work: impl FnOnce() -> Outcome, limit: Duration, selftest: Option<&st
             WorkerEnd::Finished(work())
         }
         Ok(ForkResult::Child) => {
+            // init's hook parks the machine; a worker that panics must end, so the parent sees
+            // SIGABRT and goes on.
+            std::panic::set_hook(Box::new(|info| {
+                eprintln!("rescue worker: {info}");
+                std::process::abort();
+            }));
             drop(read_end);
             let fd = write_end.as_raw_fd();
             let _ = STAGE_FD.set(fd);
@@ -100,6 +106,25 @@ pub fn run(work: impl FnOnce() -> Outcome, limit: Duration, selftest: Option<&st
         Ok(ForkResult::Parent { child }) => {
             drop(write_end);
             wait_for(child, read_end, limit)
+        }
+    }
+}
+
+/// Runs a yes/no question about hostile bytes (is this disk ESXi?) in a child: a panic, an
+/// abort or a hang there answers "no" instead of ending init.
+pub fn ask(question: impl FnOnce() -> bool, limit: Duration) -> bool {
+    match run(
+        || Outcome {
+            repaired: question(),
+            summary: String::new(),
+        },
+        limit,
+        None,
+    ) {
+        WorkerEnd::Finished(o) => o.repaired,
+        WorkerEnd::Died { how, .. } => {
+            log::warn!("a disk check {how}; taken for no");
+            false
         }
     }
 }
@@ -128,10 +153,19 @@ fn wait_for(child: Pid, read_end: OwnedFd, limit: Duration) -> WorkerEnd {
             Ok(WaitStatus::StillAlive) => {
                 if start.elapsed() >= limit {
                     let _ = kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
+                    // A child stuck in uninterruptible I/O (a dead path) is not reaped until the
+                    // I/O ends: wait a little, then go on without it.
+                    let reaped = (0..100).any(|_| {
+                        std::thread::sleep(Duration::from_millis(50));
+                        !matches!(
+                            waitpid(child, Some(WaitPidFlag::WNOHANG)),
+                            Ok(WaitStatus::StillAlive)
+                        )
+                    });
                     Some(format!(
-                        "did not finish within {} s and was stopped",
-                        limit.as_secs()
+                        "did not finish within {} s and was stopped{}",
+                        limit.as_secs(),
+                        if reaped { "" } else { " (it is stuck in I/O)" }
                     ))
                 } else {
                     std::thread::sleep(Duration::from_millis(50));
@@ -244,6 +278,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A panic ends the worker too (init's own hook would park it forever).
+        let end = run(|| panic!("hostile bytes"), Duration::from_secs(30), None);
+        assert!(
+            matches!(&end, WorkerEnd::Died { how, .. } if how.contains("SIGABRT")),
+            "{end:?}"
+        );
+        assert!(!ask(|| panic!("hostile"), Duration::from_secs(30)));
+        assert!(ask(|| true, Duration::from_secs(30)));
         let end = run(
             || Outcome {
                 repaired: false,
