@@ -7,8 +7,9 @@ use serde::Serialize;
 use crate::backup_sink::BackupSink;
 use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
 use crate::blockdev::BlockDevice;
+use crate::fat_reconcile;
 use crate::fat_replace;
-use crate::plan::{sha256_hex, FileEdit, Plan};
+use crate::plan::{sha256_hex, FileEdit, Plan, SectorWrite};
 use crate::probe::{self, Probe};
 use crate::record_store::{self, BankLocation, StoredRecord};
 use crate::undo_record::{Manifest, Record, FORMAT};
@@ -86,8 +87,15 @@ pub fn apply(
         changes: plan.changes.clone(),
         writes: Vec::new(),
         files: Vec::new(),
+        fat_fixes: Vec::new(),
     };
-    let mut record = Record::from_writes(base, &plan.writes, &plan.file_edits);
+    let fat_writes: Vec<SectorWrite> = plan
+        .fat_fixes
+        .iter()
+        .flat_map(|f| f.writes.iter().cloned())
+        .collect();
+    let mut record =
+        Record::from_writes(base, &plan.writes, &plan.file_edits).with_fat_fixes(&fat_writes);
 
     // 1. Backups: the copies elsewhere first (they never touch this disk), then on the disk.
     let copy_name = format!(
@@ -104,8 +112,14 @@ pub fn apply(
     for sink in sinks {
         backup_copies.push(sink.save(&copy_name, &copy_bytes)?);
     }
+    // Never into a bank whose FAT is unreconciled or inconsistent: the record would change the
+    // FAT sectors the fix was planned on.
+    let record_banks: Vec<BankLocation> = bank_locations(probe)
+        .into_iter()
+        .filter(|l| bank_is_writable(probe, l.slot))
+        .collect();
     let stored: Option<StoredRecord> =
-        match record_store::save(dev, &bank_locations(probe), &mut record) {
+        match record_store::save(dev, &record_banks, &mut record) {
             Ok(s) => Some(s),
             Err(e) if !backup_copies.is_empty() => {
                 log::warn!("{e:#}; the only backup is the --backup-dir copy");
@@ -116,19 +130,37 @@ pub fn apply(
             ))),
         };
 
-    // 2. The writes, in plan order (backup copy first, primary header last).
+    // 2. FATs an interrupted write left unreconciled, before anything else touches the banks.
+    for w in &fat_writes {
+        write_checked(dev, w)?;
+    }
+    if !fat_writes.is_empty() {
+        dev.flush()?;
+    }
+    for w in &fat_writes {
+        if sha256_hex(&dev.read_vec(w.offset, w.after.len())?) != w.sha256_after {
+            bail!(
+                "verification failed: the {} at LBA {} does not read back as written",
+                w.target.label(),
+                w.lba
+            );
+        }
+    }
+
+    // 3. The GPT writes, in plan order (backup copy first, primary header last).
     for w in &plan.writes {
         dev.write_at(w.offset, &w.after)
             .with_context(|| format!("writing the {}", w.target.label()))?;
         dev.flush()?;
     }
 
-    // 3. Each bank's state.tgz, through the crash-safe switch.
+    // 4. Each bank's state.tgz, through the crash-safe switch.
     for edit in &plan.file_edits {
         replace_file(dev, edit, &edit.before, &edit.after)?;
     }
 
-    // 4. Verify from the device: the bytes, then a fresh probe that must find nothing left.
+    // 5. Verify from the device: the bytes, then a fresh probe that must find nothing left
+    //    (a bank's FAT copies differing or lost clusters count as left).
     for w in &plan.writes {
         let now = dev.read_vec(w.offset, w.after.len())?;
         if sha256_hex(&now) != w.sha256_after {
@@ -155,6 +187,28 @@ pub fn apply(
         verified: true,
         record: stored,
     })
+}
+
+fn bank_is_writable(probe: &Probe, slot: u32) -> bool {
+    probe.report.esxi.as_ref().is_some_and(|e| {
+        e.banks
+            .iter()
+            .any(|b| b.slot == slot && fat_reconcile::writable(b))
+    })
+}
+
+/// Write one sector batch whose bytes must still be what the plan saw, then read it back.
+fn write_checked(dev: &BlockDevice, w: &SectorWrite) -> anyhow::Result<()> {
+    let now = dev.read_vec(w.offset, w.before.len())?;
+    if sha256_hex(&now) != w.sha256_before {
+        bail!(Refusal(format!(
+            "the {} at LBA {} changed since it was planned; stopped before writing it",
+            w.target.label(),
+            w.lba
+        )));
+    }
+    dev.write_at(w.offset, &w.after)
+        .with_context(|| format!("writing the {} at LBA {}", w.target.label(), w.lba))
 }
 
 /// Replace a bootbank file whose content must still be `expected`, then read it back.

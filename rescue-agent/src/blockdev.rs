@@ -8,7 +8,8 @@
 //! sector by sector. Image files use the page cache and fdatasync.
 //!
 //! With `RESCUE_AGENT_WRITE_LOG=FILE` in the environment every write is also logged there as
-//! `offset length` (bytes), for audits and the tests that check no other sector was written.
+//! `offset length` (bytes), for audits and the tests that check no other sector was written;
+//! `RESCUE_AGENT_WRITE_JOURNAL=FILE` keeps the bytes and the flushes too (write_journal.rs).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -217,6 +218,7 @@ impl BlockDevice {
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
         self.check_range("write", offset, data.len() as u64)?;
         log_write(offset, data.len());
+        crate::write_journal::record_write(offset, data);
         if self.direct {
             // Whole sectors: those around the range, read first when it covers them partly.
             let ss = u64::from(self.sector_size);
@@ -247,6 +249,7 @@ impl BlockDevice {
             path: self.path.clone(),
             source,
         };
+        crate::write_journal::record_flush();
         self.file.sync_data().map_err(io_err)?;
         if self.is_block_device {
             // SAFETY: BLKFLSBUF takes no argument.

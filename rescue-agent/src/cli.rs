@@ -11,6 +11,7 @@ use crate::backup_sink::{BackupSink, DirSink};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::config_repair;
+use crate::fat_reconcile;
 use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
 use crate::gpt_repair;
@@ -332,6 +333,7 @@ fn plan_for(dev: &BlockDevice, probe: &Probe, ctx: &PolicyContext) -> anyhow::Re
     };
     let mut plan = gpt_repair::plan_gpt(dev, gpt, layout)?;
     config_repair::plan_config(probe, &ctx.policy, &mut plan)?;
+    fat_reconcile::plan_fat(dev, probe, &mut plan)?;
     Ok(plan)
 }
 

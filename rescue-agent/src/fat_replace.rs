@@ -14,6 +14,7 @@ use std::io::Write;
 use anyhow::{bail, ensure, Context};
 
 use crate::blockdev::BlockDevice;
+use crate::fat_check::cluster_count;
 use crate::fat_overlay::{self, FatGeometry, Overlay};
 
 const TEMP_NAME: &str = "RSQNEW.TMP";
@@ -145,11 +146,6 @@ pub fn read_root_file(
     Ok(Some(data))
 }
 
-fn cluster_count(geo: &FatGeometry, fat_len: usize) -> usize {
-    let by_size = (geo.total_bytes.saturating_sub(geo.data_start) / geo.cluster_bytes) as usize;
-    by_size.min(fat_len / 2 - 2)
-}
-
 /// Where a replacement stops: all the way, or (to show what a power cut leaves) after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Until {
@@ -182,6 +178,19 @@ pub fn replace_root_file_until(
     let short = short_name(name).with_context(|| format!("{name} is not an 8.3 name"))?;
     let temp_short = short_name(TEMP_NAME).expect("valid 8.3 name");
     let root_len = (geo.data_start - geo.root_start) as usize;
+    // A temporary file a cut run left goes first, entry then chain (never a name on freed
+    // clusters), each step flushed.
+    let root = dev.read_vec(part_offset + geo.root_start, root_len)?;
+    if let Some(stale) = find_entry(&root, &temp_short) {
+        let fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
+        let entry = &root[stale.index * ENTRY..(stale.index + 1) * ENTRY];
+        let stale_chain = chain(&fat, first_cluster(entry), cluster_count(&geo, fat.len()))
+            .context("the temporary file a cut run left")?;
+        let mut root = root.clone();
+        let sectors = mark_deleted(&mut root, stale, geo.bytes_per_sector as usize);
+        write_root_sectors(dev, part_offset, &geo, &root, &sectors)?;
+        free_chain(dev, part_offset, &geo, &stale_chain)?;
+    }
     let root = dev.read_vec(part_offset + geo.root_start, root_len)?;
     let target = find_entry(&root, &short).with_context(|| format!("no {name} in the bootbank"))?;
     let fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
@@ -190,16 +199,13 @@ pub fn replace_root_file_until(
     let old_chain = chain(&fat, first_cluster(old_entry), clusters)
         .with_context(|| format!("{name} in the bootbank"))?;
 
-    // 1. The complete new file under the temporary name (a stale one from a cut run goes first).
+    // 1. The complete new file under the temporary name.
     let clock = fat_overlay::clock_now();
     let mut overlay = Overlay::new(dev, part_offset, part_len);
     {
         let fs =
             fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
         let root_dir = fs.root_dir();
-        if find_entry(&root, &temp_short).is_some() {
-            root_dir.remove(TEMP_NAME)?;
-        }
         let stats = fs.stats()?;
         let free = u64::from(stats.free_clusters()) * u64::from(stats.cluster_size());
         ensure!(
@@ -231,36 +237,68 @@ pub fn replace_root_file_until(
     root[t + 20..t + 22].copy_from_slice(&temp_entry[20..22]); // high cluster word (0 on FAT16)
     root[t + 22..t + 26].copy_from_slice(&temp_entry[22..26]); // write time and date
     root[t + 26..t + 32].copy_from_slice(&temp_entry[26..32]); // first cluster and size
-    for i in temp.first..=temp.index {
-        root[i * ENTRY] = DELETED;
-    }
     let ss = geo.bytes_per_sector as usize;
-    let target_sector = t / ss;
-    let mut sectors: Vec<usize> = vec![target_sector];
-    for i in temp.first..=temp.index {
-        let s = i * ENTRY / ss;
+    // The name's sector first: if the temporary entries live elsewhere, a cut in between leaves
+    // two names on one complete chain, never a name on a partial one.
+    let mut sectors = vec![t / ss];
+    for s in mark_deleted(&mut root, temp, ss) {
         if !sectors.contains(&s) {
             sectors.push(s);
         }
     }
-    // The name's sector first: if the temporary entries live elsewhere, a cut in between leaves
-    // two names on one complete chain, never a name on a partial one.
-    for s in sectors {
-        dev.write_at(
-            part_offset + geo.root_start + (s * ss) as u64,
-            &root[s * ss..(s + 1) * ss],
-        )?;
-        dev.flush()?;
-    }
+    write_root_sectors(dev, part_offset, &geo, &root, &sectors)?;
 
     if until == Until::Switched {
         return Ok(());
     }
 
     // 3. Free the old chain in every FAT copy.
+    free_chain(dev, part_offset, &geo, &old_chain)
+}
+
+/// Mark an entry and its LFN entries deleted; returns the root-directory sectors touched.
+fn mark_deleted(root: &mut [u8], slot: DirSlot, sector_bytes: usize) -> Vec<usize> {
+    let mut sectors = Vec::new();
+    for i in slot.first..=slot.index {
+        root[i * ENTRY] = DELETED;
+        let s = i * ENTRY / sector_bytes;
+        if !sectors.contains(&s) {
+            sectors.push(s);
+        }
+    }
+    sectors
+}
+
+/// Write the given root-directory sectors in order, each flushed.
+fn write_root_sectors(
+    dev: &BlockDevice,
+    part_offset: u64,
+    geo: &FatGeometry,
+    root: &[u8],
+    sectors: &[usize],
+) -> anyhow::Result<()> {
+    let ss = geo.bytes_per_sector as usize;
+    for &s in sectors {
+        dev.write_at(
+            part_offset + geo.root_start + (s * ss) as u64,
+            &root[s * ss..(s + 1) * ss],
+        )?;
+        dev.flush()?;
+    }
+    Ok(())
+}
+
+/// Free a chain no directory entry names any more, in every FAT copy, then flush.
+fn free_chain(
+    dev: &BlockDevice,
+    part_offset: u64,
+    geo: &FatGeometry,
+    clusters: &[u16],
+) -> anyhow::Result<()> {
+    let ss = geo.bytes_per_sector as usize;
     let mut fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
     let before = fat.clone();
-    for c in &old_chain {
+    for c in clusters {
         let i = usize::from(*c) * 2;
         fat[i..i + 2].copy_from_slice(&[0, 0]);
     }

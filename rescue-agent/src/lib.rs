@@ -15,7 +15,9 @@ pub mod configstore;
 pub mod driver_map;
 pub mod envelope;
 pub mod esxconf;
+pub mod fat_check;
 pub mod fat_overlay;
+pub mod fat_reconcile;
 pub mod fat_replace;
 pub mod gpt;
 pub mod gpt_repair;
@@ -35,6 +37,7 @@ pub mod sysblock;
 pub mod unattended;
 pub mod undo;
 pub mod undo_record;
+pub mod write_journal;
 
 /// A deliberate refusal (not ESXi, ambiguous, unsupported, changed since): exit code 2.
 #[derive(Debug, thiserror::Error)]

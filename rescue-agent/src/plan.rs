@@ -13,6 +13,8 @@ pub enum Target {
     BackupGptHeader,
     PrimaryGptArray,
     PrimaryGptHeader,
+    /// A FAT sector of a bootbank, reconciled after an interrupted write.
+    BootbankFat,
 }
 
 impl Target {
@@ -22,6 +24,7 @@ impl Target {
             Target::BackupGptHeader => "backup GPT header",
             Target::PrimaryGptArray => "primary GPT entry array",
             Target::PrimaryGptHeader => "primary GPT header",
+            Target::BootbankFat => "bootbank FAT sector",
         }
     }
 }
@@ -115,6 +118,15 @@ impl FileEdit {
     }
 }
 
+/// One bank's FAT made whole again: the first copy, with its lost clusters freed, in every copy.
+#[derive(Clone, Debug, Serialize)]
+pub struct FatFix {
+    pub bank_slot: u32,
+    pub differing_sectors: usize,
+    pub lost_clusters: usize,
+    pub writes: Vec<SectorWrite>,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Plan {
     /// One line per change, for people ("slot 4 → 5: bootbank (LBA 8224–520191)").
@@ -125,11 +137,14 @@ pub struct Plan {
     pub file_edits: Vec<FileEdit>,
     /// Passthrough owners left as they are, with the reason (shown, not acted on).
     pub kept: Vec<String>,
+    /// Banks whose FAT an interrupted write left unreconciled: written first, right after the
+    /// undo record (which is never put in such a bank).
+    pub fat_fixes: Vec<FatFix>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.file_edits.is_empty()
+        self.writes.is_empty() && self.file_edits.is_empty() && self.fat_fixes.is_empty()
     }
 }
 

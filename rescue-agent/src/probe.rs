@@ -8,6 +8,7 @@ use crate::bank_config::{self, ConfigReport, PolicyContext};
 use crate::blockdev::{Access, BlockDevice};
 use crate::bootbank::{self, BootCfg};
 use crate::esxconf;
+use crate::fat_check::{self, FatState};
 use crate::gpt::{self, DiskGpt, GptCopy};
 use crate::layout::{self, Generation, Layout, Media, PartFacts, Placement};
 use crate::passthru_policy::Policy;
@@ -51,6 +52,15 @@ pub enum Problem {
         key: String,
         likely: Vec<String>,
     },
+    /// A bank's FAT copies differ or it has lost clusters (an interrupted write), while the first
+    /// copy still matches its files: reconciled before anything else is written.
+    FatNotReconciled {
+        slot: u32,
+        differing_sectors: usize,
+        lost_clusters: usize,
+    },
+    /// A bank's first FAT does not match its files: nothing is written to that bank.
+    FatInconsistent { slot: u32, reason: String },
     /// A bank disables an ESXi storage or USB driver module.
     DriverDisabled {
         slot: u32,
@@ -66,7 +76,9 @@ impl Problem {
     /// does not count these, and a disk with only these has nothing to repair.
     pub fn is_advisory(&self) -> bool {
         match self {
-            Problem::ConfigSealed { .. } | Problem::UnreadableOwnerKey { .. } => true,
+            Problem::ConfigSealed { .. }
+            | Problem::UnreadableOwnerKey { .. }
+            | Problem::FatInconsistent { .. } => true,
             Problem::DriverDisabled { enable, .. } => !enable,
             _ => false,
         }
@@ -99,6 +111,16 @@ impl Problem {
             Problem::UnreadableOwnerKey { slot, key, likely } => format!(
                 "bootbank slot {slot}: passthru owner {key} is not a valid PCI address (likely {}); ESXi most probably ignores it; --passthru all flips it",
                 likely.join(" or ")
+            ),
+            Problem::FatNotReconciled {
+                slot,
+                differing_sectors,
+                lost_clusters,
+            } => format!(
+                "bootbank slot {slot}: FAT copies differ in {differing_sectors} sector(s), {lost_clusters} lost cluster(s) (an interrupted write); the first copy matches the files"
+            ),
+            Problem::FatInconsistent { slot, reason } => format!(
+                "bootbank slot {slot}: FAT does not match its files ({reason}); this bank is not written"
             ),
             Problem::DriverDisabled {
                 slot,
@@ -137,6 +159,8 @@ pub struct Bank {
     pub error: Option<String>,
     /// The bank's own configuration (state.tgz), when it has one.
     pub config: Option<ConfigReport>,
+    /// The FAT invariant (copies identical, no lost clusters, chains whole), for FAT banks.
+    pub fat: Option<FatState>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -293,6 +317,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
         .map(|c| c.build.clone())
         .filter(|b| !b.is_empty());
     report.problems = gpt_problems(&disk_gpt, &layout);
+    report.problems.extend(banks.iter().filter_map(fat_problem));
     let mut archives = Vec::new();
     for bank in banks.iter_mut() {
         if bank.boot_cfg.is_none() || !read_configs {
@@ -431,6 +456,12 @@ fn read_banks(dev: &BlockDevice, layout: &Layout, facts: &[PartFacts]) -> Vec<Ba
                     Err(e) => (None, Some(format!("{e:#}"))),
                 },
             };
+            let fat = header.map(|_| {
+                fat_check::check_bank(dev, p.first_lba * u64::from(dev.sector_size()))
+                    .unwrap_or_else(|e| FatState::Inconsistent {
+                        reason: format!("{e:#}"),
+                    })
+            });
             Bank {
                 slot: p.canonical_slot,
                 current_slot: p.current_slot,
@@ -441,6 +472,7 @@ fn read_banks(dev: &BlockDevice, layout: &Layout, facts: &[PartFacts]) -> Vec<Ba
                 active: false,
                 error,
                 config: None,
+                fat,
             }
         })
         .collect();
@@ -449,6 +481,21 @@ fn read_banks(dev: &BlockDevice, layout: &Layout, facts: &[PartFacts]) -> Vec<Ba
         banks[i].active = true;
     }
     banks
+}
+
+fn fat_problem(bank: &Bank) -> Option<Problem> {
+    match bank.fat.as_ref()? {
+        FatState::Sound(h) if !h.is_clean() => Some(Problem::FatNotReconciled {
+            slot: bank.slot,
+            differing_sectors: h.differing_sectors.len(),
+            lost_clusters: h.lost_clusters.len(),
+        }),
+        FatState::Sound(_) => None,
+        FatState::Inconsistent { reason } => Some(Problem::FatInconsistent {
+            slot: bank.slot,
+            reason: reason.clone(),
+        }),
+    }
 }
 
 /// Everything about the GPT of a recognised ESXi disk that a repair would change.

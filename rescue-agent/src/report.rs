@@ -170,6 +170,14 @@ pub fn describe_plan(plan: &Plan, title: &str) -> String {
         s += &format!("    {k}\n");
     }
     s += "  writes, in order:\n";
+    for f in &plan.fat_fixes {
+        for w in &f.writes {
+            s += &format!(
+                "    bootbank slot {} FAT sector LBA {} (+{} sectors)\n",
+                f.bank_slot, w.lba, w.sectors
+            );
+        }
+    }
     for w in &plan.writes {
         s += &format!(
             "    {:<24} LBA {} (+{} sectors)\n",

@@ -10,6 +10,7 @@ use crate::backup_sink::{BackupSink, RescuePartition};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::config_repair;
+use crate::fat_reconcile;
 use crate::driver_map::DriverPolicy;
 use crate::gpt_repair;
 use crate::init::console::Consoles;
@@ -278,7 +279,9 @@ fn run_inner(
     };
     worker::stage("planning");
     let mut plan = gpt_repair::plan_gpt(&dev, gpt, layout)?;
-    if let Err(e) = config_repair::plan_config(&probe, &ctx.policy, &mut plan) {
+    if let Err(e) = config_repair::plan_config(&probe, &ctx.policy, &mut plan)
+        .and_then(|()| fat_reconcile::plan_fat(&dev, &probe, &mut plan))
+    {
         return idle(consoles, format!("refused: {e}"));
     }
     if plan.is_empty() {

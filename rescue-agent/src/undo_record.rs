@@ -54,6 +54,10 @@ pub struct Manifest {
     pub writes: Vec<RecordedWrite>,
     #[serde(default)]
     pub files: Vec<RecordedFile>,
+    /// FAT sectors reconciled after an interrupted write: kept as they were, never put back by
+    /// undo (that would bring back FAT copies that disagree).
+    #[serde(default)]
+    pub fat_fixes: Vec<RecordedWrite>,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +67,8 @@ pub struct Record {
     pub before: Vec<Vec<u8>>,
     /// Old content per replaced file, same order as `manifest.files`.
     pub file_before: Vec<Vec<u8>>,
+    /// Old bytes per reconciled FAT sector batch, same order as `manifest.fat_fixes`.
+    pub fat_fix_before: Vec<Vec<u8>>,
     /// FAT metadata of the bank holding this record, before the record was added.
     pub fat_meta: Option<Vec<u8>>,
     pub seal: Option<String>,
@@ -104,9 +110,28 @@ impl Record {
             manifest,
             before: writes.iter().map(|w| w.before.clone()).collect(),
             file_before: edits.iter().map(|f| f.before.clone()).collect(),
+            fat_fix_before: Vec::new(),
             fat_meta: None,
             seal: None,
         }
+    }
+
+    /// Keep the old bytes of the FAT sectors a reconciliation rewrites.
+    pub fn with_fat_fixes(mut self, writes: &[SectorWrite]) -> Record {
+        self.manifest.fat_fixes = writes
+            .iter()
+            .enumerate()
+            .map(|(i, w)| RecordedWrite {
+                target: w.target,
+                offset: w.offset,
+                len: w.before.len() as u64,
+                sha256_before: w.sha256_before.clone(),
+                sha256_after: w.sha256_after.clone(),
+                file: format!("fatfix-{i}.bin"),
+            })
+            .collect();
+        self.fat_fix_before = writes.iter().map(|w| w.before.clone()).collect();
+        self
     }
 
     /// Serialize. With a seal placeholder the record's size does not depend on the seal value,
@@ -128,6 +153,9 @@ impl Record {
         }
         for (f, data) in self.manifest.files.iter().zip(&self.file_before) {
             add(&f.file, data)?;
+        }
+        for (w, data) in self.manifest.fat_fixes.iter().zip(&self.fat_fix_before) {
+            add(&w.file, data)?;
         }
         if let Some(meta) = &self.fat_meta {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -192,36 +220,31 @@ impl Record {
                 manifest.format
             );
         }
-        let mut before = Vec::new();
-        for w in &manifest.writes {
+        let member = |file: &str, sha256: &str, len: Option<u64>| {
             let (_, data) = files
                 .iter()
-                .find(|(n, _)| *n == w.file)
-                .with_context(|| format!("undo record lacks {}", w.file))?;
+                .find(|(n, _)| n == file)
+                .with_context(|| format!("undo record lacks {file}"))?;
             ensure!(
-                data.len() as u64 == w.len && sha256_hex(data) == w.sha256_before,
-                "undo record member {} does not match its manifest",
-                w.file
+                len.is_none_or(|l| data.len() as u64 == l) && sha256_hex(data) == sha256,
+                "undo record member {file} does not match its manifest"
             );
-            before.push(data.clone());
-        }
-        let mut file_before = Vec::new();
-        for f in &manifest.files {
-            let (_, data) = files
-                .iter()
-                .find(|(n, _)| *n == f.file)
-                .with_context(|| format!("undo record lacks {}", f.file))?;
-            ensure!(
-                sha256_hex(data) == f.sha256_before,
-                "undo record member {} does not match its manifest",
-                f.file
-            );
-            file_before.push(data.clone());
-        }
+            anyhow::Ok(data.clone())
+        };
+        let before = (manifest.writes.iter())
+            .map(|w| member(&w.file, &w.sha256_before, Some(w.len)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let fat_fix_before = (manifest.fat_fixes.iter())
+            .map(|w| member(&w.file, &w.sha256_before, Some(w.len)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let file_before = (manifest.files.iter())
+            .map(|f| member(&f.file, &f.sha256_before, None))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Record {
             manifest,
             before,
             file_before,
+            fat_fix_before,
             fat_meta,
             seal,
         })
@@ -244,6 +267,7 @@ mod tests {
             changes: vec!["slot 4 → 5".into()],
             writes: vec![],
             files: vec![],
+            fat_fixes: vec![],
         };
         let w = SectorWrite {
             target: Target::PrimaryGptHeader,
