@@ -9,7 +9,7 @@
 # land in target/fuzz-artifacts/TARGET. Budgets: 1 GiB per allocation, 2 GiB RSS, 10 s per input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS=(gpt esxconf archive envelope configstore bootcfg undo_record probe)
+TARGETS=(gpt esxconf archive envelope configstore bootcfg undo_record probe fat_check)
 SHARED=../shared/fixtures/real
 
 if [ "${1:-}" = --list ]; then printf '%s\n' "${TARGETS[@]}"; exit 0; fi
@@ -38,6 +38,13 @@ seed() {
     bootcfg) cp "$SHARED"/bootcfg/*.cfg "$dir/" 2>/dev/null || true ;;
     undo_record) printf 'not a tar' >"$dir/empty" ;;
     probe) head -c 131072 "$SHARED/gpt_esxi.bin" >"$dir/real-gpt-head" 2>/dev/null || true ;;
+    fat_check) # A fresh FAT16 volume's metadata with two files, as mkfs.fat and mtools write it.
+      local vol=$dir/.volume.img
+      rm -f "$vol" && mkfs.fat -F 16 -s 1 -C "$vol" 8192 >/dev/null &&
+        printf 'kernel=b.b00\n' >"$dir/.boot.cfg" && mcopy -i "$vol" "$dir/.boot.cfg" ::BOOT.CFG &&
+        head -c 65536 /dev/zero | tr '\0' x >"$dir/.state" && mcopy -i "$vol" "$dir/.state" ::STATE.TGZ &&
+        head -c 65536 "$vol" >"$dir/mkfs-two-files" || true
+      rm -f "$vol" "$dir/.boot.cfg" "$dir/.state" ;;
   esac
   [ -n "$(ls -A "$dir")" ] || printf 'seed' >"$dir/seed"
 }

@@ -114,12 +114,14 @@ pub fn apply(
     }
     // Never into a bank whose FAT is unreconciled or inconsistent: the record would change the
     // FAT sectors the fix was planned on.
-    let record_banks: Vec<BankLocation> = bank_locations(probe)
-        .into_iter()
+    let all_banks = bank_locations(probe);
+    let record_banks: Vec<BankLocation> = (all_banks.iter())
         .filter(|l| bank_is_writable(probe, l.slot))
+        .copied()
         .collect();
+    let number = record_store::next_number(dev, &all_banks);
     let stored: Option<StoredRecord> =
-        match record_store::save(dev, &record_banks, &mut record) {
+        match record_store::save(dev, &record_banks, number, &mut record) {
             Ok(s) => Some(s),
             Err(e) if !backup_copies.is_empty() => {
                 log::warn!("{e:#}; the only backup is the --backup-dir copy");

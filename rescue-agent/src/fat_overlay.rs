@@ -251,13 +251,19 @@ pub fn commit(
     let steps: [&dyn Fn(&StagedSector) -> bool; 3] =
         [&is_data, &is_fat, &|s| !is_data(s) && !is_fat(s)];
     for step in steps {
-        let mut wrote = false;
+        // Adjacent sectors go out as one write: fewer, larger I/Os, same bytes.
+        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
         for s in changes.iter().filter(|s| step(s)) {
-            dev.write_at(part_offset + s.offset, &s.after)
-                .with_context(|| format!("writing FAT sector at partition byte {}", s.offset))?;
-            wrote = true;
+            match runs.last_mut() {
+                Some((at, run)) if *at + run.len() as u64 == s.offset => run.extend(&s.after),
+                _ => runs.push((s.offset, s.after.clone())),
+            }
         }
-        if wrote {
+        for (at, run) in &runs {
+            dev.write_at(part_offset + at, run)
+                .with_context(|| format!("writing FAT sectors at partition byte {at}"))?;
+        }
+        if !runs.is_empty() {
             dev.flush()?;
         }
     }

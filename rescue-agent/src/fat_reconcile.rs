@@ -19,13 +19,13 @@ pub fn plan_fat(dev: &BlockDevice, probe: &Probe, plan: &mut Plan) -> anyhow::Re
     let mut lines = Vec::new();
     for bank in &esxi.banks {
         match &bank.fat {
-            Some(FatState::Inconsistent { reason }) => {
-                if plan.file_edits.iter().any(|e| e.bank_slot == bank.slot) {
-                    bail!(Refusal(format!(
-                        "bootbank slot {}: its FAT does not match its files ({reason}); nothing written (use --passthru none to repair only the partition table)",
-                        bank.slot
-                    )));
-                }
+            Some(FatState::Inconsistent { reason })
+                if plan.file_edits.iter().any(|e| e.bank_slot == bank.slot) =>
+            {
+                bail!(Refusal(format!(
+                    "bootbank slot {}: its FAT does not match its files ({reason}); nothing written (use --passthru none to repair only the partition table)",
+                    bank.slot
+                )));
             }
             Some(FatState::Sound(h)) if !h.is_clean() => {
                 let fix = plan_bank(dev, bank)?;
@@ -48,7 +48,10 @@ fn plan_bank(dev: &BlockDevice, bank: &Bank) -> anyhow::Result<FatFix> {
     let ss = u64::from(dev.sector_size());
     let part = bank.first_lba * ss;
     let FatState::Sound(health) = fat_check::check_bank(dev, part)? else {
-        bail!("bootbank slot {}: its FAT changed while planning", bank.slot);
+        bail!(
+            "bootbank slot {}: its FAT changed while planning",
+            bank.slot
+        );
     };
     let geo = FatGeometry::read_fat16(dev, part)?;
     let region = part + geo.fat_start;
@@ -66,7 +69,12 @@ fn plan_bank(dev: &BlockDevice, bank: &Bank) -> anyhow::Result<FatFix> {
         let want = &target[within..within + ss as usize];
         if sector != want {
             let lba = region / ss + i as u64;
-            writes.extend(SectorWrite::new(dev, Target::BootbankFat, lba, want.to_vec())?);
+            writes.extend(SectorWrite::new(
+                dev,
+                Target::BootbankFat,
+                lba,
+                want.to_vec(),
+            )?);
         }
     }
     Ok(FatFix {

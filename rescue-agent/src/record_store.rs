@@ -55,15 +55,17 @@ pub struct StoredRecord {
     pub name: String,
 }
 
-/// Add the record to the first bank that has room. Fills in `fat_meta` and `seal`.
+/// Add the record, numbered `number`, to the first bank that has room. Fills in `fat_meta`
+/// and `seal`.
 pub fn save(
     dev: &BlockDevice,
     banks: &[BankLocation],
+    number: u32,
     record: &mut Record,
 ) -> anyhow::Result<StoredRecord> {
     let mut reasons = Vec::new();
     for bank in banks {
-        match save_in_bank(dev, bank, record) {
+        match save_in_bank(dev, bank, number, record) {
             Ok(stored) => return Ok(stored),
             Err(e) => reasons.push(format!("bootbank slot {}: {e:#}", bank.slot)),
         }
@@ -77,11 +79,11 @@ pub fn save(
 fn save_in_bank(
     dev: &BlockDevice,
     bank: &BankLocation,
+    number: u32,
     record: &mut Record,
 ) -> anyhow::Result<StoredRecord> {
     let part = bank.offset(dev);
     let geo = FatGeometry::read_fat16(dev, part)?;
-    let number = list_records(dev, bank)?.last().map_or(1, |(n, _, _)| n + 1);
     anyhow::ensure!(number <= 99_999, "too many undo records");
     let name = format!("RSQ{number:05}.TAR");
     record.fat_meta = Some(dev.read_vec(part, geo.data_start as usize)?);
@@ -136,38 +138,50 @@ fn read_meta(overlay: &mut Overlay, len: u64) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// The newest record on the disk (highest number across the banks).
-pub fn find_latest(
-    dev: &BlockDevice,
-    banks: &[BankLocation],
-) -> anyhow::Result<Option<(StoredRecord, Record)>> {
-    let mut best: Option<(u32, StoredRecord)> = None;
+/// Every record on the disk, newest (highest number across the banks) first.
+fn all_records(dev: &BlockDevice, banks: &[BankLocation]) -> Vec<(u32, StoredRecord)> {
+    let mut all = Vec::new();
     for bank in banks {
         // A bank whose FAT cannot be read holds no record we can use.
         let Ok(list) = list_records(dev, bank) else {
             continue;
         };
-        if let Some((n, name, _)) = list.last() {
-            if best.as_ref().is_none_or(|(b, _)| n > b) {
-                best = Some((
-                    *n,
-                    StoredRecord {
-                        bank: *bank,
-                        name: name.clone(),
-                    },
-                ));
-            }
+        all.extend(
+            list.into_iter()
+                .map(|(n, name, _)| (n, StoredRecord { bank: *bank, name })),
+        );
+    }
+    all.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    all
+}
+
+/// The number the next record takes: one past the highest in any bank, so "newest" is one
+/// record even when the banks take turns holding them.
+pub fn next_number(dev: &BlockDevice, banks: &[BankLocation]) -> u32 {
+    all_records(dev, banks).first().map_or(1, |(n, _)| n + 1)
+}
+
+/// The newest record that undo can act on: one that changed the partition table or a file
+/// (a record of a FAT reconciliation alone keeps old bytes but has nothing to revert).
+pub fn find_latest(
+    dev: &BlockDevice,
+    banks: &[BankLocation],
+) -> anyhow::Result<Option<(StoredRecord, Record)>> {
+    for (_, stored) in all_records(dev, banks) {
+        let data = crate::fat_replace::read_root_file(
+            dev,
+            stored.bank.offset(dev),
+            &stored.name,
+            1 << 30,
+        )?
+        .context("undo record vanished while reading")?;
+        let record = Record::from_tar(&data)
+            .with_context(|| format!("{} in bootbank slot {}", stored.name, stored.bank.slot))?;
+        if !record.manifest.writes.is_empty() || !record.manifest.files.is_empty() {
+            return Ok(Some((stored, record)));
         }
     }
-    let Some((_, stored)) = best else {
-        return Ok(None);
-    };
-    let data =
-        crate::fat_replace::read_root_file(dev, stored.bank.offset(dev), &stored.name, 1 << 30)?
-            .context("undo record vanished while reading")?;
-    let record = Record::from_tar(&data)
-        .with_context(|| format!("{} in bootbank slot {}", stored.name, stored.bank.slot))?;
-    Ok(Some((stored, record)))
+    Ok(None)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::apply::{bank_locations, replace_file};
 use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
 use crate::blockdev::BlockDevice;
+use crate::fat_reconcile;
 use crate::fat_replace;
 use crate::plan::sha256_hex;
 use crate::plan::FileEdit;
@@ -95,6 +96,20 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
             bail!(Refusal(format!(
                 "bootbank slot {}: {} changed since the repair (ESXi may have saved its configuration since); undo would destroy that change. Nothing written",
                 f.bank_slot, f.name
+            )));
+        }
+    }
+    // A bank an interrupted write left unreconciled (or inconsistent) is not written to.
+    let slots = m.files.iter().map(|f| f.bank_slot);
+    for slot in slots.chain(stored.iter().map(|s| s.bank.slot)) {
+        let bank = probe
+            .report
+            .esxi
+            .as_ref()
+            .and_then(|e| e.banks.iter().find(|b| b.slot == slot));
+        if bank.is_some_and(|b| !fat_reconcile::writable(b)) {
+            bail!(Refusal(format!(
+                "bootbank slot {slot}: its FAT needs reconciling first (an interrupted write); run `rescue-agent repair --passthru none` on this disk, then undo. Nothing written"
             )));
         }
     }

@@ -14,10 +14,8 @@ use esxi_fixtures::{damage, Damage, Fixture};
 struct BankFat {
     fat: u64,
     fat_bytes: u64,
-    fats: u64,
     root: u64,
     root_bytes: u64,
-    cluster_bytes: u64,
     part: u64,
     len: u64,
     /// Data clusters the boot sector declares.
@@ -48,10 +46,8 @@ impl BankFat {
             clusters: (total - data) / (spc * bps),
             fat,
             fat_bytes: fat_sz * bps,
-            fats,
             root: fat + fats * fat_sz * bps,
             root_bytes: root_entries * 32,
-            cluster_bytes: spc * bps,
             part,
             len: (p.last_lba - p.first_lba + 1) * 512,
         }
@@ -114,7 +110,8 @@ fn a_cut_allocation_is_reconciled_first_and_the_repair_finishes() {
 
     let scan = run(&["scan", s(&f.path)]);
     assert!(
-        scan.stdout.contains("FAT copies differ in 1 sector(s), 3 lost cluster(s)"),
+        scan.stdout
+            .contains("FAT copies differ in 1 sector(s), 3 lost cluster(s)"),
         "{}",
         scan.stdout
     );
@@ -195,7 +192,8 @@ fn a_first_fat_that_does_not_match_its_files_is_never_written() {
     let r = run(&["repair", "--controller", "0000:16:00.0", s(&f.path)]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("bootbank slot 5: its FAT does not match its files"),
+        r.stderr
+            .contains("bootbank slot 5: its FAT does not match its files"),
         "{}",
         r.stderr
     );
@@ -216,4 +214,40 @@ fn a_first_fat_that_does_not_match_its_files_is_never_written() {
         "bank 5 byte-identical"
     );
     assert_sgdisk_clean(&f.path, 512);
+}
+
+#[test]
+fn undo_waits_for_a_bank_to_be_reconciled() {
+    let dir = tmpdir();
+    let f = esxi5_raid_passthru(dir.path());
+    let original = read_state(&f);
+    run_ok(&["repair", "--controller", "0000:16:00.0", s(&f.path)]);
+    let bank = BankFat::of(&f, 5);
+    let c = bank.free_cluster_near_end(&f.path);
+    bank.set(&f.path, 1, c, 0xFFFF);
+    let before = hash(&f.path);
+    let r = run(&["undo", s(&f.path)]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("bootbank slot 5: its FAT needs reconciling first"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(hash(&f.path), before, "nothing written");
+    let r = run_ok(&["repair", "--passthru", "none", s(&f.path)]);
+    assert!(r.stdout.contains("FAT reconciled"), "{}", r.stdout);
+    run_ok(&["undo", s(&f.path)]);
+    assert_eq!(
+        read_state(&f),
+        original,
+        "the configuration is back as it was"
+    );
+    fsck_vfat_clean(&f.path, bank.part, bank.len);
+}
+
+fn read_state(f: &Fixture) -> Vec<u8> {
+    esxi_fixtures::read_bank_file(&f.path, f, 5, "state.tgz")
+        .unwrap()
+        .unwrap()
 }
