@@ -84,7 +84,7 @@ pub fn apply(
         disk_size_bytes: dev.size(),
         sector_size: dev.sector_size(),
         disk_guid: disk_guid(probe),
-        changes: plan.changes.clone(),
+        changes: plan.change_lines(),
         writes: Vec::new(),
         files: Vec::new(),
         fat_fixes: Vec::new(),

@@ -11,6 +11,7 @@ use crate::backup_sink::{BackupSink, DirSink};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::config_repair;
+use crate::pipeline;
 use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
 use crate::fat_reconcile;
@@ -246,11 +247,7 @@ fn scan(json: bool, targets: Vec<PathBuf>, passthru: &PassthruArgs) -> anyhow::R
 
 /// The target named, or the single ESXi disk (or multipath LUN) of the machine, among the disks
 /// `--disk` names when given.
-fn resolve_target(
-    target: Option<PathBuf>,
-    disk: Option<&str>,
-    ctx: &PolicyContext,
-) -> anyhow::Result<PathBuf> {
+fn resolve_target(target: Option<PathBuf>, disk: Option<&str>) -> anyhow::Result<PathBuf> {
     if let Some(t) = target {
         return Ok(t);
     }
@@ -276,7 +273,7 @@ fn resolve_target(
     let mut esxi = Vec::new();
     let mut facts = Vec::new();
     for (path, id) in candidates {
-        let Ok(p) = probe::probe_path(&path, ctx) else {
+        let Ok(p) = probe::identify_path(&path) else {
             continue;
         };
         if p.report.esxi.is_none() {
@@ -323,31 +320,17 @@ fn resolve_target(
     }
 }
 
-fn plan_for(dev: &BlockDevice, probe: &Probe, ctx: &PolicyContext) -> anyhow::Result<Plan> {
-    let (Some(gpt), Some(layout)) = (&probe.gpt, &probe.layout) else {
-        bail!(Refusal(format!(
-            "{}: not an ESXi disk ({}); nothing written",
-            dev.path().display(),
-            probe.report.not_esxi.as_deref().unwrap_or("unrecognised")
-        )));
-    };
-    let mut plan = gpt_repair::plan_gpt(dev, gpt, layout)?;
-    config_repair::plan_config(probe, &ctx.policy, &mut plan)?;
-    fat_reconcile::plan_fat(dev, probe, &mut plan)?;
-    Ok(plan)
-}
-
 fn plan_cmd(
     json: bool,
     target: Option<PathBuf>,
     disk: Option<&str>,
     passthru: &PassthruArgs,
 ) -> anyhow::Result<()> {
-    let target = resolve_target(target, disk, &passthru.context())?;
+    let target = resolve_target(target, disk)?;
     let ctx = &passthru.context_for(&target);
     let dev = BlockDevice::open(&target, Access::ReadOnly)?;
     let probe = probe::probe(&dev, ctx)?;
-    let plan = plan_for(&dev, &probe, ctx)?;
+    let plan = pipeline::plan_repair(&dev, &probe, ctx)?;
     if json {
         println!(
             "{}",
@@ -367,13 +350,13 @@ fn repair(
     backup_dir: Option<&Path>,
     passthru: &PassthruArgs,
 ) -> anyhow::Result<()> {
-    let target = resolve_target(target, disk, &passthru.context())?;
+    let target = resolve_target(target, disk)?;
     let ctx = &passthru.context_for(&target);
     // Probe through the writable, exclusive handle so nothing changes between plan and write.
     let dev = BlockDevice::open(&target, Access::ReadWrite)
         .with_context(|| format!("opening {} for writing", target.display()))?;
     let probe = probe::probe(&dev, ctx)?;
-    let plan = plan_for(&dev, &probe, ctx)?;
+    let plan = pipeline::plan_repair(&dev, &probe, ctx)?;
     if plan.is_empty() {
         if json {
             println!(

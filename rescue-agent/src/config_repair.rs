@@ -9,7 +9,7 @@ use crate::bank_config::{ConfigReport, STATE_TGZ};
 use crate::configstore::{self, StoreEdit};
 use crate::esxconf;
 use crate::passthru_policy::Policy;
-use crate::plan::{FileEdit, Plan};
+use crate::plan::{Change, FileEdit, Plan};
 use crate::probe::{Bank, Probe, Problem};
 use crate::state_archive::StateArchive;
 use crate::Refusal;
@@ -140,26 +140,27 @@ fn plan_bank(
     };
     let new_state = archive.with_changes(new_conf.as_deref(), new_store.as_deref())?;
     for o in &flips {
-        plan.changes.push(format!(
-            "{label}: /device/{}/owner passthru → vmkernel ({})",
-            o.owner.key_addr, o.decision.reason
-        ));
+        plan.changes.push(Change::FlipOwner {
+            bank: label.clone(),
+            key: o.owner.key_addr.clone(),
+            reason: o.decision.reason.clone(),
+        });
     }
     for r in &store_flips {
-        plan.changes.push(format!(
-            "{label}: ConfigStore pci_devices {} owner OWNER_PASSTHRU → OWNER_VMKERNEL in {} ({})",
-            r.row.identifier,
-            r.row.passthru_in.join(", "),
-            r.decision.reason
-        ));
+        plan.changes.push(Change::FlipStoreRow {
+            bank: label.clone(),
+            identifier: r.row.identifier.clone(),
+            columns: r.row.passthru_in.clone(),
+            reason: r.decision.reason.clone(),
+        });
     }
     for m in &enables {
-        plan.changes.push(format!(
-            "{label}: driver {} disabled → enabled in {} ({})",
-            m.module,
-            m.found_in.join(", "),
-            m.decision.reason
-        ));
+        plan.changes.push(Change::EnableModule {
+            bank: label.clone(),
+            module: m.module.clone(),
+            found_in: m.found_in.clone(),
+            reason: m.decision.reason.clone(),
+        });
     }
     plan.file_edits.push(FileEdit::new(
         bank.slot,

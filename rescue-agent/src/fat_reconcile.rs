@@ -6,7 +6,7 @@ use anyhow::{bail, ensure};
 use crate::blockdev::BlockDevice;
 use crate::fat_check::{self, FatState};
 use crate::fat_overlay::FatGeometry;
-use crate::plan::{FatFix, Plan, SectorWrite, Target};
+use crate::plan::{Change, FatFix, Plan, SectorWrite, Target};
 use crate::probe::{Bank, Probe};
 use crate::Refusal;
 
@@ -29,10 +29,11 @@ pub fn plan_fat(dev: &BlockDevice, probe: &Probe, plan: &mut Plan) -> anyhow::Re
             }
             Some(FatState::Sound(h)) if !h.is_clean() => {
                 let fix = plan_bank(dev, bank)?;
-                lines.push(format!(
-                    "bootbank slot {}: FAT reconciled: first copy (it matches the files) written over {} differing sector(s), {} lost cluster(s) freed",
-                    bank.slot, fix.differing_sectors, fix.lost_clusters
-                ));
+                lines.push(Change::ReconcileFat {
+                    slot: bank.slot,
+                    differing_sectors: fix.differing_sectors,
+                    lost_clusters: fix.lost_clusters,
+                });
                 plan.fat_fixes.push(fix);
             }
             _ => {}

@@ -368,9 +368,6 @@ impl Entry {
     pub fn last_lba(&self) -> u64 {
         u64_at(&self.raw, 40)
     }
-    pub fn attributes(&self) -> u64 {
-        u64_at(&self.raw, 48)
-    }
     pub fn name(&self) -> String {
         let units: Vec<u16> = self.raw[56..128]
             .chunks_exact(2)

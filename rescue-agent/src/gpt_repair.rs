@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use crate::blockdev::BlockDevice;
 use crate::gpt::{DiskGpt, EntryArray, Header};
 use crate::layout::Layout;
-use crate::plan::{Plan, SectorWrite, Target};
+use crate::plan::{Change, Plan, SectorWrite, Target};
 
 /// ESXi's slot for every partition, everything else zeroed; each entry's bytes unchanged.
 pub fn canonical_array(source: &EntryArray, layout: &Layout) -> anyhow::Result<EntryArray> {
@@ -47,14 +47,13 @@ pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Re
     let backup_array_lba = last - asec;
 
     for p in layout.misplaced() {
-        plan.changes.push(format!(
-            "slot {} → {}: {} (LBA {}–{})",
-            p.current_slot,
-            p.canonical_slot,
-            p.role.label(),
-            p.first_lba,
-            p.last_lba
-        ));
+        plan.changes.push(Change::MoveSlot {
+            from: p.current_slot,
+            to: p.canonical_slot,
+            role: p.role.label().to_string(),
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+        });
     }
     let alternate = gpt.primary_alternate_lba.unwrap_or(last);
     let backup_at_end = gpt.backup.is_ok() && gpt.backup_lba == Some(last);
@@ -74,23 +73,26 @@ pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Re
             }
         }
         if wanted != last_usable {
-            plan.changes
-                .push(format!("last usable LBA {last_usable} → {wanted}"));
+            plan.changes.push(Change::LastUsable {
+                from: last_usable,
+                to: wanted,
+            });
         }
         last_usable = wanted;
     }
     match (&gpt.primary, &gpt.backup) {
-        (Err(e), _) => plan.changes.push(format!(
-            "primary GPT rebuilt from the backup at LBA {} (primary: {e})",
-            gpt.backup_lba.unwrap_or(last)
-        )),
-        (Ok(_), Err(e)) => plan
-            .changes
-            .push(format!("backup GPT written at LBA {last} (was: {e})")),
-        (Ok(_), Ok(_)) if gpt.backup_lba != Some(last) => plan.changes.push(format!(
-            "backup GPT moved from LBA {} to the last LBA {last}",
-            gpt.backup_lba.unwrap_or(alternate)
-        )),
+        (Err(e), _) => plan.changes.push(Change::RebuildPrimary {
+            backup_lba: gpt.backup_lba.unwrap_or(last),
+            reason: format!("primary: {e}"),
+        }),
+        (Ok(_), Err(e)) => plan.changes.push(Change::WriteBackup {
+            lba: last,
+            reason: format!("was: {e}"),
+        }),
+        (Ok(_), Ok(_)) if gpt.backup_lba != Some(last) => plan.changes.push(Change::MoveBackup {
+            from: gpt.backup_lba.unwrap_or(alternate),
+            to: last,
+        }),
         _ => {}
     }
 
@@ -125,8 +127,7 @@ pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Re
     if plan.writes.is_empty() {
         plan.changes.clear();
     } else if plan.changes.is_empty() {
-        plan.changes
-            .push("GPT headers and CRCs brought in line with the entry array".into());
+        plan.changes.push(Change::AlignHeaders);
     }
     Ok(plan)
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::blockdev::BlockDevice;
+pub use crate::change::Change;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,10 +128,10 @@ pub struct FatFix {
     pub writes: Vec<SectorWrite>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Plan {
-    /// One line per change, for people ("slot 4 → 5: bootbank (LBA 8224–520191)").
-    pub changes: Vec<String>,
+    /// What changes, in order (rendered for people as "slot 4 → 5: bootbank (LBA 8224–520191)").
+    pub changes: Vec<Change>,
     /// In the order they are applied: backup copy first, primary header last.
     pub writes: Vec<SectorWrite>,
     /// Applied after the GPT writes, one bank at a time.
@@ -142,7 +143,36 @@ pub struct Plan {
     pub fat_fixes: Vec<FatFix>,
 }
 
+/// JSON: `changes` as the long lines (as always), `actions` as the typed values.
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            changes: Vec<String>,
+            actions: &'a [Change],
+            writes: &'a [SectorWrite],
+            file_edits: &'a [FileEdit],
+            kept: &'a [String],
+            fat_fixes: &'a [FatFix],
+        }
+        View {
+            changes: self.change_lines(),
+            actions: &self.changes,
+            writes: &self.writes,
+            file_edits: &self.file_edits,
+            kept: &self.kept,
+            fat_fixes: &self.fat_fixes,
+        }
+        .serialize(s)
+    }
+}
+
 impl Plan {
+    /// One long line per change.
+    pub fn change_lines(&self) -> Vec<String> {
+        self.changes.iter().map(Change::long).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.file_edits.is_empty() && self.fat_fixes.is_empty()
     }

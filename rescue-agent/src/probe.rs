@@ -23,6 +23,16 @@ pub enum TableKind {
     None,
 }
 
+impl std::fmt::Display for TableKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TableKind::Gpt => "GPT",
+            TableKind::Mbr => "MBR",
+            TableKind::None => "no partition table",
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
@@ -228,7 +238,18 @@ pub fn is_esxi(path: &Path) -> bool {
     let Ok(dev) = BlockDevice::open(path, Access::ReadOnly) else {
         return false;
     };
-    probe_with(&dev, &PolicyContext::default(), false).is_ok_and(|p| p.report.esxi.is_some())
+    identify(&dev).is_ok_and(|p| p.report.esxi.is_some())
+}
+
+/// Everything but the bank configurations (no state.tgz opened, no key derived): what choosing
+/// the disk to act on needs — ESXi or not and why, layout, GPT, bank FATs, RAID membership.
+/// The disk chosen is then probed in full once, through the handle that writes it.
+pub fn identify(dev: &BlockDevice) -> anyhow::Result<Probe> {
+    probe_with(dev, &PolicyContext::default(), false)
+}
+
+pub fn identify_path(path: &Path) -> anyhow::Result<Probe> {
+    identify(&BlockDevice::open(path, Access::ReadOnly)?)
 }
 
 pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {

@@ -13,15 +13,12 @@ fn gib(bytes: u64) -> String {
 
 pub fn describe_disk(r: &DiskReport) -> String {
     let mut s = format!(
-        "{}  {}  {}-byte sectors  {:?}\n",
+        "{}  {}  {}-byte sectors  {}\n",
         r.path,
         gib(r.size_bytes),
         r.sector_size,
         r.table
-    )
-    .replace("Gpt", "GPT")
-    .replace("Mbr", "MBR")
-    .replace("None", "no partition table");
+    );
     let Some(e) = &r.esxi else {
         s += &format!(
             "  not ESXi: {}; will not be touched\n",
@@ -164,7 +161,7 @@ pub fn describe_plan(plan: &Plan, title: &str) -> String {
     }
     let mut s = format!("  {title}:\n");
     for c in &plan.changes {
-        s += &format!("    {c}\n");
+        s += &format!("    {}\n", c.long());
     }
     for k in &plan.kept {
         s += &format!("    {k}\n");

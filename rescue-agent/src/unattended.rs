@@ -10,6 +10,7 @@ use crate::backup_sink::{BackupSink, RescuePartition};
 use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::config_repair;
+use crate::pipeline;
 use crate::driver_map::DriverPolicy;
 use crate::fat_reconcile;
 use crate::gpt_repair;
@@ -179,13 +180,9 @@ fn run_inner(
             );
         }
     }
-    let neutral = PolicyContext {
-        policy: Policy::None,
-        functions: Vec::new(),
-        drivers: DriverPolicy::None,
-    };
+    // Identification only: the chosen disk is probed in full once, below, with the policy.
     for d in disks.iter_mut() {
-        match probe::probe_path(&d.path, &neutral) {
+        match probe::identify_path(&d.path) {
             Ok(p) => d.probe = Some(p),
             Err(e) => d.error = Some(format!("{e:#}")),
         }
@@ -271,19 +268,18 @@ fn run_inner(
     let dev = BlockDevice::open(&target, access)?;
     let probe = probe::probe(&dev, &ctx)?;
     say(&describe_disk(&probe.report));
-    let (Some(gpt), Some(layout)) = (&probe.gpt, &probe.layout) else {
+    if probe.layout.is_none() {
         return idle(
             consoles,
             "the ESXi disk is no longer recognised; nothing written".into(),
         );
-    };
-    worker::stage("planning");
-    let mut plan = gpt_repair::plan_gpt(&dev, gpt, layout)?;
-    if let Err(e) = config_repair::plan_config(&probe, &ctx.policy, &mut plan)
-        .and_then(|()| fat_reconcile::plan_fat(&dev, &probe, &mut plan))
-    {
-        return idle(consoles, format!("refused: {e}"));
     }
+    worker::stage("planning");
+    let plan = match pipeline::plan_repair(&dev, &probe, &ctx) {
+        Ok(plan) => plan,
+        Err(e) if pipeline::is_refusal(&e) => return idle(consoles, format!("refused: {e}")),
+        Err(e) => return Err(e),
+    };
     if plan.is_empty() {
         let text = if probe.report.healthy() {
             format!(
@@ -394,7 +390,7 @@ fn summary(
     applied: &Applied,
     boot_next: Option<&str>,
 ) -> String {
-    // One line per change, without the reason (it is in the report and above).
+    // Kept settings are still prose: cut at the reason when the line does not fit.
     let short = |line: &str| -> String {
         let line = line.replace('→', "->");
         let after_arrow = line.find("->").unwrap_or(0);
@@ -412,7 +408,7 @@ fn summary(
     out.push(format!("{}: {what}", target.display()));
     out.push("changed (verified by re-reading the disk):".to_string());
     let changes = plan.changes.iter().take(10);
-    out.extend(changes.map(|c| format!("  {}", short(c))));
+    out.extend(changes.map(|c| format!("  {}", c.short())));
     if plan.changes.len() > 10 {
         out.push(format!(
             "  ... and {} more (see the report)",
