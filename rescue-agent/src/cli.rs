@@ -12,7 +12,7 @@ use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
-use crate::init::sysfs;
+use crate::machine::sysfs;
 use crate::multipath;
 use crate::passthru_policy::{PciFunction, Policy};
 use crate::pci_context;

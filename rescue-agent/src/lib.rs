@@ -1,45 +1,48 @@
 //! esxi-rescue: find an ESXi boot disk and repair what keeps the host from reaching it.
 //!
-//! Data flows one way: probe → findings → plan → apply → verify → report.
+//! Data flows one way: select → probe → plan → apply → verify → report. `format/` knows the
+//! bytes, `disk/` reads and writes them, `machine/` knows the host; the pipeline modules below
+//! them run a repair, and the front ends (`cli`, `init` + `unattended`) only wire it.
 
-pub mod aligned_buf;
-pub mod apply;
-pub mod archive;
-pub mod backup_sink;
+// The rooms, by layer.
+pub mod disk;
+pub mod format;
+pub mod machine;
+
+// The pipeline, in the order a run takes it.
+// 1. Probe one disk: findings, with the passthrough and driver policies' decisions.
 pub mod bank_config;
-pub mod blockdev;
-pub mod bootbank;
-pub mod change;
-pub mod cli;
-pub mod config_repair;
-pub mod configstore;
-pub mod driver_map;
-pub mod envelope;
-pub mod esxconf;
-pub mod fat_check;
-pub mod fat_overlay;
-pub mod fat_reconcile;
-pub mod fat_replace;
-pub mod gpt;
-pub mod gpt_repair;
-pub mod init;
-pub mod layout;
-pub mod modindex;
-pub mod multipath;
 pub mod passthru_policy;
-pub mod pci_context;
+pub mod probe;
+
+// 2. Plan: every write, typed and in order (partition table, bank FATs, configurations).
+pub mod change;
+pub mod config_repair;
+pub mod fat_reconcile;
+pub mod gpt_repair;
 pub mod pipeline;
 pub mod plan;
-pub mod probe;
-pub mod raid_member;
-pub mod record_store;
+
+// 3. Apply (backup first, crash-safe order), verify by probing again; undo; the report text.
+pub mod apply;
 pub mod report;
-pub mod state_archive;
-pub mod sysblock;
-pub mod unattended;
 pub mod undo;
-pub mod undo_record;
-pub mod write_journal;
+
+// The front ends: the offline CLI, and PID 1 (init) with its unattended run.
+pub mod cli;
+pub mod init;
+pub mod unattended;
+
+// Short paths to the rooms' modules (`crate::gpt`, `rescue_agent::blockdev`, ...).
+pub use disk::{
+    aligned_buf, backup_sink, blockdev, fat_check, fat_overlay, fat_replace, record_store,
+    write_journal,
+};
+pub use format::{
+    archive, bootbank, configstore, envelope, esxconf, gpt, layout, raid_member, state_archive,
+    undo_record,
+};
+pub use machine::{driver_map, modindex, multipath, pci_context, sysblock};
 
 /// A deliberate refusal (not ESXi, ambiguous, unsupported, changed since): exit code 2.
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,9 @@ use crate::blockdev::{Access, BlockDevice};
 use crate::driver_map::DriverPolicy;
 use crate::init::console::Consoles;
 use crate::init::kargs::{KernelArgs, Mode};
-use crate::init::{efivars, sysfs, worker, Outcome};
+use crate::init::{efivars, worker, Outcome};
 use crate::layout;
+use crate::machine::sysfs;
 use crate::multipath;
 use crate::passthru_policy::Policy;
 use crate::pci_context;
@@ -496,8 +497,8 @@ fn set_boot_next(dev: &BlockDevice, consoles: &Consoles) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::sysfs::tests::fake_sys;
     use crate::init::testutil::TempDir;
+    use crate::machine::sysfs::tests::fake_sys;
 
     #[test]
     fn every_storage_controller_without_a_driver_is_named() {

@@ -14,7 +14,6 @@ pub mod mounts;
 pub mod panic;
 pub mod power;
 pub mod settle;
-pub mod sysfs;
 pub mod worker;
 
 /// A generous bound for one probe-and-repair run: past it the worker is taken for hung.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::sysfs;
+use crate::machine::sysfs;
 
 const USB_STORAGE: &str = "usb-storage";
 
@@ -268,8 +268,8 @@ fn controllers(sys_root: &Path, disks: &[(String, PathBuf)]) -> Vec<Controller> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::sysfs::tests::fake_sys;
     use crate::init::testutil::TempDir;
+    use crate::machine::sysfs::tests::fake_sys;
 
     /// A clock whose sleep advances time and runs the scheduled changes that are due.
     struct FakeClock<'a> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::bank_config::PolicyContext;
 use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
-use crate::init::sysfs;
+use crate::machine::sysfs;
 use crate::passthru_policy::{PciFunction, Policy};
 
 /// `carrier_disks`: block device names (sda, nvme0n1) of the ESXi disk and of disks with VMFS.
