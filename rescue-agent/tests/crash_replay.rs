@@ -22,7 +22,7 @@ use esxi_fixtures::{
 };
 use rescue_agent::blockdev::{Access, BlockDevice};
 use rescue_agent::fat_check::{self, FatState};
-use rescue_agent::fat_replace::read_root_file;
+use rescue_agent::fat_replace::{read_root_file, replace_root_file_until, Until};
 use rescue_agent::gpt::{self, EntryArray};
 use rescue_agent::write_journal::{self, JournalEntry, WRITE_JOURNAL_ENV};
 
@@ -339,4 +339,25 @@ fn every_cut_of_an_encrypted_8x_repair_boots_and_the_next_run_finishes() {
     let f = build_at(dir.path(), "esxi.img", &spec);
     damage(&f.path, &Damage::CompactSorted).unwrap();
     replay("ESXi 8.0 encrypted", &f, &["--controller", "0000:03:00.0"]);
+}
+
+#[test]
+fn every_cut_after_an_earlier_cut_run_left_its_temporary_file_boots_and_the_next_run_finishes() {
+    // An earlier run was cut right after writing RSQNEW.TMP: this run deletes it first (entry,
+    // then chain) and every cut of that deletion must leave the first FAT matching the files.
+    let dir = tmpdir();
+    let f = esxi5_raid_passthru(dir.path());
+    damage(&f.path, &Damage::CompactSorted).unwrap();
+    let (_, off, len) = bank_offsets(&f)[0];
+    {
+        let dev = BlockDevice::open(&f.path, Access::ReadWrite).unwrap();
+        let leftover: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        replace_root_file_until(&dev, off, len, "state.tgz", &leftover, Until::TempWritten)
+            .unwrap();
+    }
+    replay(
+        "ESXi 5.5 plain after a cut run",
+        &f,
+        &["--controller", "0000:16:00.0"],
+    );
 }
