@@ -268,6 +268,30 @@ fn an_esx_conf_past_16_mib_is_refused() {
 }
 
 #[test]
+fn a_member_past_16_mib_beside_esx_conf_leaves_the_configuration_readable() {
+    // The esx.conf limit is esx.conf's own: a big dvsdata.db beside it (the 64 MiB benchmark
+    // case) once made the whole configuration unreadable.
+    let big = vec![0x5Au8; 20 << 20];
+    let dir = tmpdir();
+    let f = esxi_with_passthru(dir.path());
+    put_state(
+        &f,
+        dir.path(),
+        &state_with_local(&[
+            member("etc/vmware/esx.conf", tar::EntryType::Regular, CONF, None),
+            member("etc/vmware/dvsdata.db", tar::EntryType::Regular, &big, None),
+        ]),
+    );
+    let r = run_ok(&[
+        "scan",
+        "--controller",
+        "0000:16:00.0",
+        f.path.to_str().unwrap(),
+    ]);
+    assert!(r.stdout.contains("1 passthru owner(s)"), "{}", r.stdout);
+}
+
+#[test]
 fn a_hundred_thousand_owner_lines_parse_in_one_pass() {
     // Quadratic vmkname lookups once stalled the probe on this (40 k lines took 3.4 s).
     let mut conf = CONF.to_vec();

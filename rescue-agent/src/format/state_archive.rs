@@ -121,11 +121,19 @@ impl StateArchive {
         };
         let esx_conf_member = member_named(ESX_CONF).ok_or(StateError::NoEsxConf)?;
         // esx.conf is tens of KiB on real hosts; a bigger one is not a configuration to edit.
-        let conf_limits = Limits {
-            max_member: ESX_CONF_LIMIT,
-            ..limits
-        };
-        let conf_bytes = archive::read_member(&local_tar, &esx_conf_member, &conf_limits)?;
+        // Its own size is checked, not the walk's: other members (dvsdata.db, a VIB's files)
+        // may well be larger and are left as they are.
+        let conf_size = local_members
+            .iter()
+            .find(|m| m.name == esx_conf_member)
+            .map_or(0, |m| m.size);
+        if conf_size > ESX_CONF_LIMIT {
+            return Err(StateError::Archive(archive::ArchiveError::TooLarge {
+                what: format!("{ESX_CONF} of {conf_size} bytes"),
+                limit: ESX_CONF_LIMIT,
+            }));
+        }
+        let conf_bytes = archive::read_member(&local_tar, &esx_conf_member, &limits)?;
         let esx_conf = std::str::from_utf8(&conf_bytes)
             .map_err(StateError::NotText)?
             .to_string();
