@@ -60,6 +60,22 @@ pub struct Manifest {
     pub fat_fixes: Vec<RecordedWrite>,
 }
 
+/// The manifest entries of sector writes whose old bytes are kept as `{prefix}-N.bin`.
+fn recorded(writes: &[SectorWrite], prefix: &str) -> Vec<RecordedWrite> {
+    writes
+        .iter()
+        .enumerate()
+        .map(|(i, w)| RecordedWrite {
+            target: w.target,
+            offset: w.offset,
+            len: w.before.len() as u64,
+            sha256_before: w.sha256_before.clone(),
+            sha256_after: w.sha256_after.clone(),
+            file: format!("{prefix}-{i}.bin"),
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug)]
 pub struct Record {
     pub manifest: Manifest,
@@ -81,18 +97,7 @@ impl Record {
         edits: &[FileEdit],
     ) -> Record {
         let mut manifest = manifest_base;
-        manifest.writes = writes
-            .iter()
-            .enumerate()
-            .map(|(i, w)| RecordedWrite {
-                target: w.target,
-                offset: w.offset,
-                len: w.before.len() as u64,
-                sha256_before: w.sha256_before.clone(),
-                sha256_after: w.sha256_after.clone(),
-                file: format!("write-{i}.bin"),
-            })
-            .collect();
+        manifest.writes = recorded(writes, "write");
         manifest.files = edits
             .iter()
             .enumerate()
@@ -118,18 +123,7 @@ impl Record {
 
     /// Keep the old bytes of the FAT sectors a reconciliation rewrites.
     pub fn with_fat_fixes(mut self, writes: &[SectorWrite]) -> Record {
-        self.manifest.fat_fixes = writes
-            .iter()
-            .enumerate()
-            .map(|(i, w)| RecordedWrite {
-                target: w.target,
-                offset: w.offset,
-                len: w.before.len() as u64,
-                sha256_before: w.sha256_before.clone(),
-                sha256_after: w.sha256_after.clone(),
-                file: format!("fatfix-{i}.bin"),
-            })
-            .collect();
+        self.manifest.fat_fixes = recorded(writes, "fatfix");
         self.fat_fix_before = writes.iter().map(|w| w.before.clone()).collect();
         self
     }
