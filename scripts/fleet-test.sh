@@ -12,8 +12,9 @@
 # answers nothing → unreachable, while the others finish. Then a second run over h1 and h2
 # repairs nothing. Prints `fleet: N checks passed, M failed`; exit 0 only when none failed.
 #
-# Variables: FLEET_ISO (default out/esxi-rescue.iso), FLEET_KEEP=1 (keep the work directory),
-# FLEET_WAIT_RETRIES (default 72: 72 × 5 s per host at most).
+# Variables: FLEET_ISO (an ISO to test; default: build out/esxi-rescue.iso from this tree, unless
+# FLEET_BUILD=0), FLEET_KEEP=1 (keep the work directory), FLEET_WAIT_RETRIES (default 72: 72 × 5 s
+# per host at most).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -36,6 +37,11 @@ cargo build -q --locked -p rescue-image -p rescue-agent \
 rescue_image=$root/target/debug/rescue-image
 agent=$root/target/debug/rescue-agent
 mkfixture=$root/target/debug/mkfixture
+if [ -z "${FLEET_ISO:-}" ] && [ "${FLEET_BUILD:-1}" = 1 ]; then
+  # The ISO of this tree (incremental: seconds when nothing changed).
+  { bash scripts/build-agent.sh && bash image/build.sh; } > target/fleet-build.log 2>&1 \
+    || { echo "FAIL  building the ISO (target/fleet-build.log)"; echo "fleet: 0 checks passed, 1 failed"; exit 1; }
+fi
 iso=${FLEET_ISO:-out/esxi-rescue.iso}
 [ -f "$iso" ] || { echo "FAIL  no ISO at $iso (bash scripts/build.sh)"; echo "fleet: 0 checks passed, 1 failed"; exit 1; }
 wait_retries=${FLEET_WAIT_RETRIES:-72}

@@ -23,3 +23,6 @@ fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
 done
+
+# The fleet test's prerequisites (libvirt, the Ansible/sushy-tools venv, TLS certificate).
+bash "$(dirname "$0")/setup-fleet.sh"

@@ -23,4 +23,13 @@ echo "== fuzz smoke (every target, 10 s each; scripts/fuzz.sh TARGET SECONDS for
 bash scripts/fuzz.sh --smoke 10 2>&1 | tee target/fuzz-smoke.log | grep -E '^fuzz |FAILED|panicked'
 fuzz_ok=$(grep -c '^fuzz .*no crash' target/fuzz-smoke.log || true)
 passed=$((passed + fuzz_ok))
+echo "== fleet test (Ansible role over Redfish: sushy-tools + libvirt + QEMU TCG; docs/fleet.md)"
+fleet_rc=0
+bash scripts/fleet-test.sh 2>&1 | tee target/fleet.log || fleet_rc=$?
+fleet_line=$(grep -E '^fleet: [0-9]+ checks passed, [0-9]+ failed$' target/fleet.log | tail -1 || true)
+fleet_ok=$(echo "$fleet_line" | awk '{print $2}')
+fleet_bad=$(echo "$fleet_line" | awk '{print $5}')
+passed=$((passed + ${fleet_ok:-0}))
+failed=$((failed + ${fleet_bad:-1}))
 echo "tests: $passed passed, $failed failed"
+[ "$fleet_rc" -eq 0 ] || { echo "test: the fleet test failed (target/fleet.log)"; exit 1; }
