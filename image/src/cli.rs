@@ -6,6 +6,7 @@ use crate::kernel_tree::{copy_kernel, KernelTree};
 use crate::modset::STORAGE_MODULES;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use rescue_agent::machine::nic_modules::NIC_MODULES;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -98,8 +99,14 @@ fn dispatch(command: Command) -> Result<()> {
             let opts = initramfs::Options {
                 agent,
                 kernel_root,
-                modules: modules
-                    .unwrap_or_else(|| STORAGE_MODULES.iter().map(|s| s.to_string()).collect()),
+                modules: modules.unwrap_or_else(|| {
+                    // The NIC drivers ride along for rescue.report=; coldplug holds them back.
+                    STORAGE_MODULES
+                        .iter()
+                        .chain(NIC_MODULES)
+                        .map(|s| s.to_string())
+                        .collect()
+                }),
                 busybox,
                 compression: compress,
                 mtime: source_date_epoch()?,

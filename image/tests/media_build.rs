@@ -268,7 +268,7 @@ fn customize_rewrites_only_the_area_and_refuses_what_does_not_fit() {
 }
 
 #[test]
-fn iso_with_the_real_initramfs_is_at_most_22_mib() {
+fn iso_with_the_real_initramfs_and_nic_drivers_is_at_most_24_mib() {
     let Some(cache) = cache() else {
         eprintln!("skipped: run scripts/fetch-debian.sh first");
         return;
@@ -283,5 +283,6 @@ fn iso_with_the_real_initramfs_is_at_most_22_mib() {
     let m = build_media(&cache, &initrd, &dir.join("out"), EPOCH);
     let iso = m["sizes"]["iso"]["iso_bytes"].as_u64().unwrap();
     eprintln!("ISO {iso} bytes; sizes {}", m["sizes"]);
-    assert!(iso <= 22 << 20, "ISO is {iso} bytes (budget 22 MiB)");
+    // 24 MiB with the NIC drivers for rescue.report= (issue 11); it was 20.3 MB without.
+    assert!(iso <= 24 << 20, "ISO is {iso} bytes (budget 24 MiB)");
 }

@@ -127,6 +127,11 @@ impl Change {
         }
     }
 
+    /// The line without its reason (the result line's `changes`).
+    pub fn head(&self) -> String {
+        self.parts().0
+    }
+
     /// The full line, with its reason.
     pub fn long(&self) -> String {
         match self.parts() {

@@ -18,7 +18,7 @@ use crate::passthru_policy::{PciFunction, Policy};
 use crate::pci_context;
 use crate::pipeline;
 use crate::probe::{self};
-use crate::report::{describe_disk, describe_plan};
+use crate::report::{describe_disk, describe_plan, SCHEMA_VERSION};
 use crate::sysblock;
 use crate::undo;
 use crate::Refusal;
@@ -228,7 +228,9 @@ fn scan(json: bool, targets: Vec<PathBuf>, passthru: &PassthruArgs) -> anyhow::R
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "disks": reports }))?
+            serde_json::to_string_pretty(
+                &json!({ "schema_version": SCHEMA_VERSION, "disks": reports })
+            )?
         );
     } else {
         if reports.is_empty() {
@@ -330,7 +332,9 @@ fn plan_cmd(
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "disk": probe.report, "plan": plan }))?
+            serde_json::to_string_pretty(
+                &json!({ "schema_version": SCHEMA_VERSION, "disk": probe.report, "plan": plan })
+            )?
         );
     } else {
         print!("{}", describe_disk(&probe.report));
@@ -358,7 +362,7 @@ fn repair(
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &json!({ "disk": probe.report, "plan": plan, "applied": null })
+                    &json!({ "schema_version": SCHEMA_VERSION, "disk": probe.report, "plan": plan, "applied": null })
                 )?
             );
         } else {
@@ -384,7 +388,7 @@ fn repair(
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({ "disk": probe.report, "plan": plan, "applied": applied })
+                &json!({ "schema_version": SCHEMA_VERSION, "disk": probe.report, "plan": plan, "applied": applied })
             )?
         );
     } else {
@@ -406,7 +410,9 @@ fn undo_cmd(json: bool, target: &Path, from: Option<&Path>) -> anyhow::Result<()
         .with_context(|| format!("opening {} for writing", target.display()))?;
     let done = undo::undo(&dev, from)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&done)?);
+        let mut doc = serde_json::to_value(&done)?;
+        doc["schema_version"] = json!(SCHEMA_VERSION);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!("{}: undone from {}", target.display(), done.record);
         for c in &done.changes_reverted {

@@ -11,7 +11,7 @@ use crate::blockdev::{Access, BlockDevice};
 use crate::driver_map::DriverPolicy;
 use crate::init::console::Consoles;
 use crate::init::kargs::{KernelArgs, Mode};
-use crate::init::{efivars, worker, Outcome};
+use crate::init::{efivars, worker, Outcome, RunResult, Verdict};
 use crate::layout;
 use crate::machine::sysfs;
 use crate::multipath;
@@ -29,6 +29,7 @@ const EFIVARS: &str = "/sys/firmware/efi/efivars";
 
 #[derive(Serialize)]
 struct Report<'a> {
+    schema_version: u32,
     tool: String,
     args: &'a KernelArgs,
     disks: Vec<DiskLine>,
@@ -65,10 +66,7 @@ pub fn run(args: &KernelArgs, consoles: &Consoles) -> Outcome {
         Err(e) => {
             let msg = format!("ERROR: {e:#}. Nothing further was written.");
             consoles.say(&msg);
-            Outcome {
-                repaired: false,
-                summary: msg,
-            }
+            Outcome::idle(Verdict::Failed, msg)
         }
     };
     if !unbound.is_empty() {
@@ -99,12 +97,9 @@ pub fn unbound_storage_controllers(sys: &Path) -> Vec<String> {
         .collect()
 }
 
-fn idle(consoles: &Consoles, text: String) -> anyhow::Result<Outcome> {
+fn idle(consoles: &Consoles, verdict: Verdict, text: String) -> anyhow::Result<Outcome> {
     consoles.say(&text);
-    Ok(Outcome {
-        repaired: false,
-        summary: text,
-    })
+    Ok(Outcome::idle(verdict, text))
 }
 
 struct Disk {
@@ -132,6 +127,7 @@ fn run_inner(
         Err(e) => {
             return idle(
                 consoles,
+                Verdict::Refused,
                 format!("rescue.passthru={}: {e}; nothing written", args.passthru),
             )
         }
@@ -141,6 +137,7 @@ fn run_inner(
         Err(e) => {
             return idle(
                 consoles,
+                Verdict::Refused,
                 format!("rescue.drivers={}: {e}; nothing written", args.drivers),
             )
         }
@@ -173,6 +170,7 @@ fn run_inner(
         if disks.is_empty() {
             return idle(
                 consoles,
+                Verdict::NoEsxiDisk,
                 format!("rescue.disk={spec}: no such disk; nothing written"),
             );
         }
@@ -221,7 +219,13 @@ fn run_inner(
     // Boot from SAN: the paths of one LUN are one ESXi disk, written through its first path.
     let luns = multipath::group(&esxi.iter().map(|d| path_facts(d)).collect::<Vec<_>>());
     let (target, paths) = match luns.as_slice() {
-        [] => return idle(consoles, "no ESXi disk found; nothing written".into()),
+        [] => {
+            return idle(
+                consoles,
+                Verdict::NoEsxiDisk,
+                "no ESXi disk found; nothing written".into(),
+            )
+        }
         [lun] => {
             let paths: Vec<String> = lun
                 .paths
@@ -246,6 +250,7 @@ fn run_inner(
                 .collect();
             return idle(
                 consoles,
+                Verdict::Refused,
                 format!(
                     "{} ESXi disks found ({}); set rescue.disk= to the one to repair; nothing written",
                     many.len(),
@@ -268,13 +273,18 @@ fn run_inner(
     if probe.layout.is_none() {
         return idle(
             consoles,
+            Verdict::Failed,
             "the ESXi disk is no longer recognised; nothing written".into(),
-        );
+        )
+        .map(|o| o.on_disk(&target));
     }
     worker::stage("planning");
     let plan = match pipeline::plan_repair(&dev, &probe, &ctx) {
         Ok(plan) => plan,
-        Err(e) if pipeline::is_refusal(&e) => return idle(consoles, format!("refused: {e}")),
+        Err(e) if pipeline::is_refusal(&e) => {
+            return idle(consoles, Verdict::Refused, format!("refused: {e}"))
+                .map(|o| o.on_disk(&target))
+        }
         Err(e) => return Err(e),
     };
     if plan.is_empty() {
@@ -298,17 +308,17 @@ fn run_inner(
             }
             text + "\nnothing written"
         };
-        return idle(consoles, text);
+        return idle(consoles, Verdict::NothingToDo, text).map(|o| o.on_disk(&target));
     }
     if args.mode != Mode::Repair {
         say(&describe_plan(
             &plan,
             "plan (rescue.mode=plan: nothing written)",
         ));
-        return Ok(Outcome {
-            repaired: false,
-            summary: "plan shown; nothing written".into(),
-        });
+        let mut outcome =
+            Outcome::idle(Verdict::Planned, "plan shown; nothing written").on_disk(&target);
+        outcome.result.changes = plan.changes.iter().map(|c| c.head()).collect();
+        return Ok(outcome);
     }
     // Booted from the rescue USB stick: keep a copy of everything on its RESCUE partition.
     let rescue = RescuePartition::find(
@@ -336,6 +346,7 @@ fn run_inner(
 
     // 5. The full report beside the undo record.
     let report = Report {
+        schema_version: crate::report::SCHEMA_VERSION,
         tool: format!("rescue-agent {}", env!("CARGO_PKG_VERSION")),
         args,
         disks: lines,
@@ -358,15 +369,24 @@ fn run_inner(
             )),
         }
     }
+    let mut result = RunResult::new(Verdict::Repaired);
     if let Some(stored) = &applied.record {
         match record_store::save_report(&dev, stored, &json) {
-            Ok(name) => say(&format!(
-                "  report: bootbank slot {}: {name}",
-                stored.bank.slot
-            )),
-            Err(e) => say(&format!("  report not saved: {e:#}")),
+            Ok(name) => {
+                say(&format!(
+                    "  report: bootbank slot {}: {name}",
+                    stored.bank.slot
+                ));
+                result.report = Some(name);
+            }
+            Err(e) => {
+                say(&format!("  report not saved: {e:#}"));
+                result.errors.push(format!("report not saved: {e:#}"));
+            }
         }
     }
+    result.disk = Some(target.display().to_string());
+    result.changes = plan.changes.iter().map(|c| c.head()).collect();
     Ok(Outcome {
         repaired: true,
         summary: summary(
@@ -376,7 +396,17 @@ fn run_inner(
             &applied,
             boot_next.as_deref(),
         ),
+        result,
+        report: String::from_utf8(json).ok(),
     })
+}
+
+impl Outcome {
+    /// The run came as far as choosing `disk`.
+    fn on_disk(mut self, disk: &Path) -> Outcome {
+        self.result.disk = Some(disk.display().to_string());
+        self
+    }
 }
 
 /// The closing screen: what was found, what changed, where the undo record is, what is next.

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::machine::nic_modules::is_nic_module;
 use crate::modindex::ModuleIndex;
 
 /// Loads one kernel module file.
@@ -98,6 +99,10 @@ pub struct Coldplug {
     index: Option<ModuleIndex>,
     seen_devices: HashSet<PathBuf>,
     attempted: HashSet<String>,
+    /// NIC drivers the devices asked for, with the modalias that asked: loaded only by
+    /// [`Coldplug::release_nic_drivers`] (a report over the network was asked for).
+    held: Vec<(String, String)>,
+    release_nics: bool,
     started: Instant,
     pub report: ColdplugReport,
 }
@@ -120,6 +125,8 @@ impl Coldplug {
             index,
             seen_devices: HashSet::new(),
             attempted: HashSet::new(),
+            held: Vec::new(),
+            release_nics: false,
             started: Instant::now(),
             report,
         }
@@ -140,11 +147,38 @@ impl Coldplug {
         for (_device, modalias) in new {
             self.report.devices += 1;
             for module in index.modules_for(&modalias) {
+                if !self.release_nics && is_nic_module(&module) {
+                    if !self.held.iter().any(|(m, _)| *m == module) {
+                        self.held.push((module, modalias.clone()));
+                    }
+                    continue;
+                }
                 attempts += self.load_with_deps(&index, &module, &modalias, pass, loader);
             }
         }
         self.index = Some(index);
         self.report.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        attempts
+    }
+
+    /// The NIC drivers held back so far, by name.
+    pub fn held_nic_drivers(&self) -> Vec<&str> {
+        self.held.iter().map(|(m, _)| m.as_str()).collect()
+    }
+
+    /// Loads the NIC drivers the devices asked for (and from now on any later NIC too);
+    /// returns the number of load calls made.
+    pub fn release_nic_drivers(&mut self, loader: &mut dyn ModuleLoader) -> usize {
+        self.release_nics = true;
+        let Some(index) = self.index.take() else {
+            return 0;
+        };
+        let pass = self.report.passes;
+        let mut attempts = 0;
+        for (module, modalias) in std::mem::take(&mut self.held) {
+            attempts += self.load_with_deps(&index, &module, &modalias, pass, loader);
+        }
+        self.index = Some(index);
         attempts
     }
 
@@ -277,6 +311,8 @@ kernel/drivers/scsi/scsi_common.ko:
 kernel/drivers/scsi/sd_mod.ko.xz: kernel/drivers/scsi/scsi_mod.ko
 kernel/drivers/broken.ko:
 kernel/fs/efivarfs/efivarfs.ko:
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/net/net_failover.ko:
 ";
     const ALIAS: &str = "\
 alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
@@ -286,6 +322,7 @@ alias scsi:t-0x00* sd_mod
 alias pci:v00008086d00002922sv*sd*bc*sc*i* ahci
 alias pci:v0000DEADd*sv*sd*bc*sc*i* broken
 alias fs-efivarfs efivarfs
+alias virtio:d00000001v* virtio_net
 ";
 
     /// A loader that records calls and, like the kernel, makes child devices appear.
@@ -413,6 +450,38 @@ alias fs-efivarfs efivarfs
         assert_eq!(failed, [("broken", Some("ENOEXEC: Exec format error"))]);
         let sd = r.loads.iter().find(|l| l.module == "sd_mod").unwrap();
         assert_eq!(sd.modalias, "scsi:t-0x00");
+    }
+
+    #[test]
+    fn nic_drivers_wait_until_released() {
+        let (t, sys, modules) = tree();
+        t.write(
+            "sys/bus/virtio/devices/virtio1/modalias",
+            "virtio:d00000001v00001AF4\n",
+        );
+        let mut k = fake(&sys);
+        let mut c = Coldplug::new(&sys, &modules);
+        run_passes(
+            &mut c,
+            &mut k,
+            Instant::now() + std::time::Duration::from_secs(60),
+        );
+        assert!(
+            !k.loaded.iter().any(|m| m.contains("net")),
+            "{:?}",
+            k.loaded
+        );
+        assert_eq!(c.held_nic_drivers(), ["virtio_net"]);
+        assert_eq!(
+            c.release_nic_drivers(&mut k),
+            2,
+            "net_failover, then virtio_net"
+        );
+        let net = k.loaded.iter().position(|m| m == "virtio_net").unwrap();
+        let dep = k.loaded.iter().position(|m| m == "net_failover").unwrap();
+        assert!(dep < net);
+        assert!(c.held_nic_drivers().is_empty());
+        assert_eq!(c.release_nic_drivers(&mut k), 0, "once only");
     }
 
     #[test]

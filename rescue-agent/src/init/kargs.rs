@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::net_config::{NetConfig, ReportUrl};
+
 /// What the agent does once the disks are there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +60,13 @@ pub struct KernelArgs {
     pub log: LogLevel,
     /// `rescue.selftest=abort:STAGE` (tests only): the worker aborts when STAGE begins.
     pub selftest: Option<String>,
+    /// `rescue.report=http://HOST[:PORT]/PATH`: POST the JSON report there (loads NIC drivers).
+    pub report: Option<ReportUrl>,
+    /// `rescue.token=SECRET`: HMAC-SHA256 key that signs the report. Never printed.
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// `rescue.net=dhcp|static:ADDR/PREFIX[,GATEWAY[,DNS]]` (default dhcp).
+    pub net: NetConfig,
     /// Every `rescue.*` argument we do not know, as given.
     pub unknown: Vec<String>,
     /// One line per bad value; the default is kept for those.
@@ -77,6 +86,9 @@ impl Default for KernelArgs {
             passthru: DEFAULT_PASSTHRU.to_string(),
             drivers: DEFAULT_DRIVERS.to_string(),
             selftest: None,
+            report: None,
+            token: None,
+            net: NetConfig::Dhcp,
             disk: None,
             after: After::Reboot,
             idle: After::Halt,
@@ -111,6 +123,7 @@ impl KernelArgs {
         const AFTER: &str = "reboot|poweroff|halt|shell";
         let known = [
             "mode", "passthru", "drivers", "disk", "after", "idle", "wait", "log", "selftest",
+            "report", "token", "net",
         ];
         if !known.contains(&name) {
             self.unknown.push(match value {
@@ -151,6 +164,16 @@ impl KernelArgs {
             }
             "disk" => self.disk = (!empty).then(|| value.to_string()),
             "selftest" => self.selftest = (!empty).then(|| value.to_string()),
+            "report" if empty => self.report = None,
+            "report" => match ReportUrl::parse(value) {
+                Ok(u) => self.report = Some(u),
+                Err(e) => self.errors.push(format!("{key}={value}: {e}")),
+            },
+            "token" => self.token = (!empty).then(|| value.to_string()),
+            "net" => match NetConfig::parse(value) {
+                Ok(n) => self.net = n,
+                Err(e) => self.errors.push(format!("{key}={value}: {e}")),
+            },
             "after" | "idle" => {
                 let default = if name == "after" {
                     After::Reboot
@@ -366,6 +389,26 @@ mod tests {
         assert_eq!(a.after, After::Poweroff);
         assert_eq!(a.wait_secs, 10);
         assert_eq!(a.mode, Mode::Shell);
+    }
+
+    #[test]
+    fn report_settings_and_the_token_stays_out_of_the_json() {
+        let a = KernelArgs::parse(
+            "rescue.report=http://10.0.2.2:8080/report rescue.token=s3cret rescue.net=static:10.0.2.15/24,10.0.2.2",
+        );
+        assert_eq!(
+            a.report.as_ref().unwrap().to_string(),
+            "http://10.0.2.2:8080/report"
+        );
+        assert_eq!(a.token.as_deref(), Some("s3cret"));
+        assert!(matches!(a.net, NetConfig::Static { prefix: 24, .. }));
+        assert!(a.errors.is_empty(), "{:?}", a.errors);
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        let b = KernelArgs::parse("rescue.report=https://x/ rescue.net=bootp");
+        assert_eq!(b.report, None);
+        assert_eq!(b.net, NetConfig::Dhcp);
+        assert_eq!(b.errors.len(), 2, "{:?}", b.errors);
     }
 
     #[test]

@@ -9,10 +9,15 @@ pub mod coldplug;
 pub mod console;
 pub mod console_text;
 pub mod efivars;
+pub mod http_post;
 pub mod kargs;
 pub mod mounts;
+pub mod net_config;
+pub mod network;
 pub mod panic;
 pub mod power;
+pub mod report_upload;
+pub mod result_line;
 pub mod settle;
 pub mod worker;
 
@@ -30,6 +35,9 @@ use serde::{Deserialize, Serialize};
 
 pub use console::Consoles;
 pub use kargs::{After, KernelArgs, LogLevel, Mode};
+pub use result_line::{RunResult, Verdict};
+
+use crate::machine::smbios;
 
 /// What the repair pipeline reports back to [`boot`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +46,29 @@ pub struct Outcome {
     pub repaired: bool,
     /// One or two short lines for the consoles.
     pub summary: String,
+    /// The machine-readable verdict (init adds the host and mode before printing it).
+    #[serde(default)]
+    pub result: RunResult,
+    /// The full JSON report when the run wrote one, for `rescue.report=`.
+    #[serde(default)]
+    pub report: Option<String>,
+}
+
+impl Outcome {
+    /// Nothing was repaired: `text` says why, `verdict` says it in one word.
+    pub fn idle(verdict: Verdict, text: impl Into<String>) -> Outcome {
+        let text = text.into();
+        let mut result = RunResult::new(verdict);
+        if matches!(verdict, Verdict::Failed | Verdict::Refused) {
+            result.errors.push(text.clone());
+        }
+        Outcome {
+            repaired: false,
+            summary: text,
+            result,
+            report: None,
+        }
+    }
 }
 
 /// What [`boot`] found before calling `run`, for the report (see [`facts`]).
@@ -302,7 +333,7 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
                     .unwrap_or_default()
             ));
         }
-        let o = end.into_outcome();
+        let mut o = end.into_outcome();
         // The last screenful is what the person at the BMC console sees: keep it ≤ 80×25.
         let verdict = if o.repaired {
             "REPAIRED"
@@ -315,6 +346,52 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
             o.summary.trim_end(),
             ""
         ));
+        let host = smbios::host_identity(sys);
+        o.result.uuid = host.uuid.clone();
+        o.result.serial = host.serial.clone();
+        o.result.mode = match args.mode {
+            Mode::Plan => "plan",
+            _ => "repair",
+        }
+        .to_string();
+        if let Some(url) = &args.report {
+            let body = report_upload::RunReport {
+                schema_version: report_upload::SCHEMA_VERSION,
+                tool: format!("rescue-agent {}", env!("CARGO_PKG_VERSION")),
+                host: &host,
+                result: &o.result,
+                summary: &o.summary,
+                repair: o
+                    .report
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok()),
+            }
+            .to_json();
+            let to = report_upload::Destination {
+                url,
+                token: args.token.as_deref(),
+                net: &args.net,
+            };
+            let key = host.uuid.as_deref().unwrap_or("unknown");
+            let mut load_nics = || {
+                let before = cp.report.loads.len();
+                cp.release_nic_drivers(&mut loader);
+                cp.report.loads[before..]
+                    .iter()
+                    .map(|l| match &l.error {
+                        None => l.module.clone(),
+                        Some(e) => format!("{} (failed: {e})", l.module),
+                    })
+                    .collect()
+            };
+            match report_upload::send(&to, sys, &body, key, &mut load_nics, &say) {
+                Ok(line) => say(&line),
+                Err(e) => {
+                    say(&format!("report not sent: {e}"));
+                    o.result.errors.push(format!("report not sent: {e}"));
+                }
+            }
+        }
         Some(o)
     };
     let action = choose_action(&args, outcome.as_ref());
@@ -324,6 +401,10 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
         }
         After::Halt => say("halting; the machine stays here (power it off or reset it)"),
         After::Shell => say("starting /bin/sh"),
+    }
+    // Last on every console: the verdict a fleet reads from its serial-over-LAN capture.
+    if let Some(o) = &outcome {
+        consoles.write_all(&format!("{}\n", o.result.line()));
     }
     power::finish(action, &consoles)
 }
@@ -336,12 +417,9 @@ mod tests {
     fn finish_choice() {
         let repaired = Outcome {
             repaired: true,
-            summary: String::new(),
+            ..Outcome::idle(Verdict::Repaired, "")
         };
-        let idle = Outcome {
-            repaired: false,
-            summary: String::new(),
-        };
+        let idle = Outcome::idle(Verdict::NothingToDo, "");
         let mut a = KernelArgs::default();
         assert_eq!(choose_action(&a, Some(&repaired)), After::Reboot);
         assert_eq!(choose_action(&a, Some(&idle)), After::Halt);

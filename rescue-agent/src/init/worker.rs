@@ -116,7 +116,7 @@ pub fn ask(question: impl FnOnce() -> bool, limit: Duration) -> bool {
     match run(
         || Outcome {
             repaired: question(),
-            summary: String::new(),
+            ..Outcome::idle(super::Verdict::NothingToDo, "")
         },
         limit,
         None,
@@ -219,15 +219,15 @@ impl WorkerEnd {
     pub fn into_outcome(self) -> Outcome {
         match self {
             WorkerEnd::Finished(o) => o,
-            WorkerEnd::Died { how, last_stage } => Outcome {
-                repaired: false,
-                summary: format!(
+            WorkerEnd::Died { how, last_stage } => Outcome::idle(
+                super::Verdict::Failed,
+                format!(
                     "the rescue worker {how}{}. Nothing more was written; the writes are ordered so a cut leaves a disk that boots the old or the new state (docs/safety.md). See the console above",
                     last_stage
                         .map(|s| format!(" while {s}"))
                         .unwrap_or_default()
                 ),
-            },
+            ),
         }
     }
 }
@@ -240,7 +240,7 @@ mod tests {
     fn the_verdict_and_the_last_stage_come_back() {
         let ok = Outcome {
             repaired: true,
-            summary: "done".into(),
+            ..Outcome::idle(super::super::Verdict::Repaired, "done")
         };
         let text = format!(
             "S probing disks\nS writing\nO {}\n",
@@ -287,10 +287,7 @@ mod tests {
         assert!(!ask(|| panic!("hostile"), Duration::from_secs(30)));
         assert!(ask(|| true, Duration::from_secs(30)));
         let end = run(
-            || Outcome {
-                repaired: false,
-                summary: "fine".into(),
-            },
+            || Outcome::idle(super::super::Verdict::NothingToDo, "fine"),
             Duration::from_secs(30),
             None,
         );
