@@ -9,7 +9,8 @@
 # Hosts: h1 a damaged ESXi 5 disk (slots compacted, passthru on the boot AHCI) → repaired;
 # h2 an encrypted 7.0U2+/8.x disk with a ConfigStore passthru row on the AHCI → repaired;
 # h3 a foreign Linux disk → no_esxi_disk, byte-for-byte unchanged; dead: a BMC address that
-# answers nothing → unreachable, while the others finish. Then a second run over h1 and h2
+# answers nothing → unreachable, while the others finish; h4 a copy of h1's disk, run with
+# esxi_rescue_mode: plan (the plan ISO) → planned, unchanged. Then a second run over h1 and h2
 # repairs nothing. Prints `fleet: N checks passed, M failed`; exit 0 only when none failed.
 #
 # Variables: FLEET_ISO (an ISO to test; default: build out/esxi-rescue.iso from this tree, unless
@@ -115,15 +116,18 @@ EOF
 "${virsh[@]}" pool-create "$work/pool.xml" >/dev/null || fail_now "libvirt storage pool"
 
 # --- 2. fixture disks ------------------------------------------------------------------------
-hosts=(h1 h2 h3)
+hosts=(h1 h2 h3 h4)
 declare -A uuid serial
 uuid[h1]=0a5e0001-f1ee-4000-8000-000000000001; serial[h1]=FLEET-H1
 uuid[h2]=0a5e0001-f1ee-4000-8000-000000000002; serial[h2]=FLEET-H2
 uuid[h3]=0a5e0001-f1ee-4000-8000-000000000003; serial[h3]=FLEET-H3
+uuid[h4]=0a5e0001-f1ee-4000-8000-000000000004; serial[h4]=FLEET-H4
 "$mkfixture" esxi5 --owner 5:000:31.2:passthru --damage compact-keep "$work/h1.img" >"$work/mkfixture.log" \
   && "$mkfixture" esxi7 --flavor encrypted --store-pci 5:0000:00:1f.2:OWNER_PASSTHRU "$work/h2.img" >>"$work/mkfixture.log" \
   && "$mkfixture" foreign linux --size $((256 << 20)) "$work/h3.img" >>"$work/mkfixture.log" \
   || fail_now "mkfixture"
+cp --sparse=always "$work/h1.img" "$work/h4.img" # the plan-only host: the same damage as h1
+h4_sha=$(sha256sum "$work/h4.img" | cut -d' ' -f1)
 h3_sha=$(sha256sum "$work/h3.img" | cut -d' ' -f1)
 plan_actions() { # plan_actions IMAGE: number of repair actions the offline CLI plans
   "$agent" plan "$1" --controller 0000:00:1f.2 --json 2>/dev/null \
@@ -144,6 +148,9 @@ report_args="rescue.report=http://10.0.2.2:$serve_port/report rescue.token=$toke
 cp "$iso" "$work/www/esxi-rescue-fleet.iso"
 "$rescue_image" customize "$work/www/esxi-rescue-fleet.iso" --kargs "$preset $report_args" >/dev/null \
   || fail_now "rescue-image customize"
+cp "$iso" "$work/www/esxi-rescue-fleet-plan.iso"
+"$rescue_image" customize "$work/www/esxi-rescue-fleet-plan.iso" --kargs "$preset $report_args rescue.mode=plan" >/dev/null \
+  || fail_now "rescue-image customize (plan)"
 if "$rescue_image" serve --help >/dev/null 2>&1; then
   "$rescue_image" serve "$work/www" --listen "127.0.0.1:$serve_port" --reports "$work/reports" \
     --token-file "$work/token" > "$work/serve.log" 2>&1 &
@@ -172,7 +179,7 @@ SUSHY_EMULATOR_SSL_KEY = '$key'
 SUSHY_EMULATOR_LIBVIRT_URI = 'qemu:///system'
 SUSHY_EMULATOR_STORAGE_POOL = '$pool'
 SUSHY_EMULATOR_VMEDIA_VERIFY_SSL = False
-SUSHY_EMULATOR_ALLOWED_INSTANCES = ['${uuid[h1]}', '${uuid[h2]}', '${uuid[h3]}']
+SUSHY_EMULATOR_ALLOWED_INSTANCES = ['${uuid[h1]}', '${uuid[h2]}', '${uuid[h3]}', '${uuid[h4]}']
 EOF
 # sushy downloads each inserted image through tempfile: keep those under the work directory.
 TMPDIR=$work/sushy-tmp "$venv/bin/sushy-emulator" --config "$work/sushy.conf" > "$work/sushy.log" 2>&1 &
@@ -235,6 +242,7 @@ all:
     esxi_rescue:
       vars:
         esxi_rescue_iso_url: http://127.0.0.1:$serve_port/esxi-rescue-fleet.iso
+        esxi_rescue_plan_iso_url: http://127.0.0.1:$serve_port/esxi-rescue-fleet-plan.iso
         esxi_rescue_report_dir: $work/reports
         esxi_rescue_vmedia_category: Systems
         esxi_rescue_bmc: $bmc
@@ -258,6 +266,11 @@ all:
           esxi_rescue_enabled: true
           esxi_rescue_system_id: ${uuid[h3]}
           esxi_rescue_console_log: $work/h3.console.log
+        h4:
+          esxi_rescue_enabled: true
+          esxi_rescue_mode: plan
+          esxi_rescue_system_id: ${uuid[h4]}
+          esxi_rescue_console_log: $work/h4.console.log
         dead:
           esxi_rescue_enabled: true
           esxi_rescue_bmc: 127.0.0.1:$dead_port
@@ -291,12 +304,15 @@ guest_seconds() { # kernel time of the last console line of this run
 # --- 7. run 1: repair, 3 hosts + an unreachable BMC ------------------------------------------
 play run1; rc1=$?
 check "run 1: ansible-playbook exit 0 (dead BMC recorded, not failed)" test "$rc1" -eq 0
-for h in h1 h2 h3 dead; do
+for h in h1 h2 h3 h4 dead; do
   log "run1: $h verdict $(row run1 $h verdict), $(row run1 $h seconds) s on the controller${uuid[$h]:+, guest clock at its last console line $(guest_seconds $h) s}"
 done
 check "h1 (ESXi 5, damaged) verdict repaired" verdict_is run1 h1 repaired
 check "h2 (encrypted 8.x, passthru row) verdict repaired" verdict_is run1 h2 repaired
 check "h3 (foreign Linux) verdict no_esxi_disk" verdict_is run1 h3 no_esxi_disk
+check "h4 (plan mode, h1's damage) verdict planned" verdict_is run1 h4 planned
+check "h4 ran the plan ISO (mode plan in its result line)" test "$(row run1 h4 mode)" = plan
+check "h4 sha256 unchanged by the plan run" test "$(sha256sum "$work/h4.img" | cut -d' ' -f1)" = "$h4_sha"
 check "dead BMC verdict unreachable" verdict_is run1 dead unreachable
 check "dead BMC recorded within 30 s while the others went on" \
   "$venv/bin/python" -c "import sys; sys.exit(0 if float('$(row run1 dead seconds)' or 999) < 30 else 1)"
@@ -327,6 +343,7 @@ sink_has() { # sink_has HOST: a report stored by the server under the host's SMB
 }
 check "h1 report in the server's sink under its SMBIOS UUID" sink_has h1
 check "h2 report in the server's sink under its SMBIOS UUID" sink_has h2
+check "h4 (plan) report in the server's sink under its SMBIOS UUID" sink_has h4
 rows_ok() { # rows_ok RUN N: summary JSON and CSV with one row per host
   "$venv/bin/python" - "$work/$1" "$2" <<'EOF'
 import csv, json, sys
@@ -338,7 +355,7 @@ assert j["hosts"] == n and len(hosts) == n == len(set(hosts)), hosts
 assert [r["host"] for r in c] == hosts and all(r["verdict"] for r in c), c
 EOF
 }
-check "run 1 summary JSON and CSV: one row per host (4)" rows_ok run1 4
+check "run 1 summary JSON and CSV: one row per host (5)" rows_ok run1 5
 n_vol=$("${virsh[@]}" vol-list "$pool" 2>/dev/null | grep -c . || true)
 log "pool $pool holds $n_vol volume(s) left by sushy's inserts (removed at cleanup)"
 

@@ -107,21 +107,11 @@ def server_report(report_dir, uuid, since):
             report = json.load(handle)
     except (OSError, ValueError) as error:
         return {"path": path, "error": "unreadable: %s" % error}
-    return {"path": path, "verdict": find_verdict(report)}
-
-
-def find_verdict(report):
-    """The verdict inside a stored JSON report, wherever the agent put it (None if absent)."""
-    if isinstance(report, dict):
-        for key in ("verdict", "outcome"):
-            if isinstance(report.get(key), str) and report[key] in VERDICTS:
-                return report[key]
-        for value in report.values():
-            if isinstance(value, dict):
-                found = find_verdict(value)
-                if found:
-                    return found
-    return None
+    # docs/report.md: {"schema_version": 1, "host": {...}, "result": {the result line's JSON}, ...}
+    result = report.get("result") if isinstance(report, dict) else None
+    if not isinstance(result, dict) or result.get("verdict") not in VERDICTS:
+        return {"path": path, "error": "no result with a known verdict in the report"}
+    return {"path": path, "verdict": result["verdict"], "result": result}
 
 
 def collect(args):
@@ -132,8 +122,7 @@ def collect(args):
     if result is not None:
         out.update(verdict=result["verdict"], source="console", result=result)
     elif stored and stored.get("verdict"):
-        out.update(verdict=stored["verdict"], source="report_server",
-                   result={"verdict": stored["verdict"]})
+        out.update(verdict=stored["verdict"], source="report_server", result=stored["result"])
     elif parsed["damaged_lines"]:
         out.update(verdict="damaged_result", source="console", result=None)
     else:
@@ -225,6 +214,23 @@ def selftest():
         failures += not ok
         print("%s selftest: %s (verdict %s, damaged %d)" % ("ok" if ok else "FAIL", name, got,
                                                            parsed["damaged_lines"]))
+    # The report server's sink: REPORT_DIR/<uuid>/<seq>.json, newest since power-on wins.
+    import tempfile
+    import types
+    with tempfile.TemporaryDirectory() as sink:
+        folder = os.path.join(sink, good["uuid"])
+        os.makedirs(folder)
+        for seq, result in ((1, older), (2, good)):
+            with open(os.path.join(folder, "%06d.json" % seq), "w") as handle:
+                json.dump({"schema_version": 1, "host": {"uuid": good["uuid"]}, "result": result},
+                          handle)
+        args = types.SimpleNamespace(console=os.path.join(sink, "none.log"), offset=0,
+                                     report_dir=sink, uuid=good["uuid"].upper(), since=0)
+        got = collect(args)
+        ok = got["verdict"] == "repaired" and got["source"] == "report_server"
+        failures += not ok
+        print("%s selftest: report server sink (verdict %s from %s)" % (
+            "ok" if ok else "FAIL", got["verdict"], got["source"]))
     return failures
 
 
