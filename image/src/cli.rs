@@ -1,4 +1,5 @@
-//! Command line: `rescue-image initramfs ...`, `kernel ...`, `build ...` and `customize ...`.
+//! Command line: `rescue-image initramfs ...`, `kernel ...`, `build ...`, `customize ...` and
+//! `serve ...`.
 
 use crate::compress::Compression;
 use crate::initramfs::{self, sha256_hex, Report};
@@ -7,6 +8,7 @@ use crate::modset::STORAGE_MODULES;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use rescue_agent::machine::nic_modules::NIC_MODULES;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -71,6 +73,18 @@ enum Command {
         /// The new arguments; without them, print the current ones.
         #[arg(long, allow_hyphen_values = true)]
         kargs: Option<String>,
+    },
+    /// Serve DIR over HTTP/1.1 with Range requests (BMC virtual media) and store agent reports.
+    Serve {
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Store POSTed reports here (without it, POST answers 404).
+        #[arg(long)]
+        reports: Option<PathBuf>,
+        /// The HMAC key reports must be signed with (a file: argv shows in ps).
+        #[arg(long, requires = "reports")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -170,6 +184,17 @@ fn dispatch(command: Command) -> Result<()> {
                 println!("{}: {} area(s) rewritten", image.display(), c.before.len());
             }
         },
+        Command::Serve {
+            dir,
+            listen,
+            reports,
+            token_file,
+        } => crate::serve::run(&crate::serve::Options {
+            dir,
+            listen,
+            reports,
+            token_file,
+        })?,
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod kernel_tree;
 pub mod manifest;
 pub mod modset;
 pub mod pxe;
+pub mod serve;
 pub mod stage;
 pub mod tools;
 pub mod usb;

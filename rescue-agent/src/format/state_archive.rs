@@ -33,6 +33,8 @@ pub struct StateArchive {
     pub flavor: Flavor,
     pub state_tgz: Vec<u8>,
     pub local_tgz: Vec<u8>,
+    /// The member name of local.tgz (or local.tgz.ve) inside state.tgz, as stored.
+    local_member: String,
     /// The member name of esx.conf inside local.tgz, as stored.
     esx_conf_member: String,
     pub esx_conf: String,
@@ -81,12 +83,9 @@ impl StateArchive {
                 .find(|m| normalised(&m.name) == wanted)
                 .map(|m| m.name.clone())
         };
-        let (flavor, local_tgz, encryption) = if let Some(name) = find(LOCAL_TGZ) {
-            (
-                Flavor::Plain,
-                archive::read_member(&tar, &name, &limits)?,
-                None,
-            )
+        let (flavor, local_member, local_tgz, encryption) = if let Some(name) = find(LOCAL_TGZ) {
+            let local = archive::read_member(&tar, &name, &limits)?;
+            (Flavor::Plain, name, local, None)
         } else if let (Some(ve_name), Some(info_name)) = (
             find(LOCAL_TGZ_VE),
             ENCRYPTION_INFO.iter().find_map(|n| find(n)),
@@ -100,6 +99,7 @@ impl StateArchive {
             let (local, filler) = envelope::decrypt_keeping_filler(&ve, &key)?;
             (
                 Flavor::Encrypted,
+                ve_name,
                 local,
                 Some(Encryption {
                     envelope: env,
@@ -142,9 +142,12 @@ impl StateArchive {
             Some(name) => Some(archive::read_member(&local_tar, name, &limits)?),
             None => None,
         };
+        // The outer tar is not needed any more: drop it before the inner one is inflated.
+        drop(tar);
         Ok(StateArchive {
             flavor,
             state_tgz,
+            local_member,
             local_tgz,
             esx_conf_member,
             esx_conf,
@@ -163,41 +166,35 @@ impl StateArchive {
         configstore: Option<&[u8]>,
     ) -> Result<Vec<u8>, StateError> {
         let limits = Limits::default();
-        let mut local = self.local_tgz.clone();
+        let mut replacements: Vec<(&str, &[u8])> = Vec::new();
         if let Some(conf) = esx_conf.filter(|c| *c != self.esx_conf) {
-            local =
-                archive::replace_in_tgz(&local, &self.esx_conf_member, conf.as_bytes(), &limits)?;
+            replacements.push((&self.esx_conf_member, conf.as_bytes()));
         }
         if let Some(db) = configstore {
             let member = self
                 .configstore_member
                 .as_deref()
                 .ok_or(StateError::NoConfigStore)?;
-            local = archive::replace_in_tgz(&local, member, db, &limits)?;
+            replacements.push((member, db));
         }
-        let tar = archive::gunzip(&self.state_tgz, &limits)?;
-        let members = archive::list(&tar, &limits)?;
-        let (member, content) = match &self.encryption {
-            None => (LOCAL_TGZ, local),
-            Some(enc) => (
-                LOCAL_TGZ_VE,
-                envelope::encrypt_with_filler(
-                    &enc.envelope,
-                    &enc.key,
-                    envelope::next_iv(&enc.envelope.iv),
-                    &local,
-                    &enc.filler,
-                )?,
-            ),
+        let local = if replacements.is_empty() {
+            self.local_tgz.clone()
+        } else {
+            archive::replace_members_in_tgz(&self.local_tgz, &replacements, &limits)?
         };
-        let name = members
-            .iter()
-            .find(|m| normalised(&m.name) == member)
-            .map(|m| m.name.clone())
-            .unwrap_or_else(|| member.to_string());
+        let content = match &self.encryption {
+            None => local,
+            Some(enc) => envelope::encrypt_with_filler(
+                &enc.envelope,
+                &enc.key,
+                envelope::next_iv(&enc.envelope.iv),
+                &local,
+                &enc.filler,
+            )?,
+        };
         Ok(archive::replace_in_tgz(
             &self.state_tgz,
-            &name,
+            &self.local_member,
             &content,
             &limits,
         )?)

@@ -226,11 +226,17 @@ pub fn regzip_like(original_gz: &[u8], tar: &[u8]) -> Result<Vec<u8>> {
         let crc16 = (crc32fast::hash(&out[..off]) as u16).to_le_bytes();
         out[off..off + 2].copy_from_slice(&crc16);
     }
-    // Honour the level hint of the original header: 2 = best, 4 = fastest.
-    let level = match header.xfl {
-        2 => flate2::Compression::best(),
-        4 => flate2::Compression::fast(),
-        _ => flate2::Compression::default(),
+    // Data the original compressor could not shrink (a layer that holds an already compressed
+    // or encrypted member) goes out in stored blocks: deflating it again costs seconds per
+    // 64 MiB and saves nothing. Otherwise honour the level hint: 2 = best, 4 = fastest.
+    let level = if was_incompressible(original_gz) {
+        flate2::Compression::none()
+    } else {
+        match header.xfl {
+            2 => flate2::Compression::best(),
+            4 => flate2::Compression::fast(),
+            _ => flate2::Compression::default(),
+        }
     };
     let mut encoder = flate2::write::DeflateEncoder::new(out, level);
     encoder
@@ -244,11 +250,54 @@ pub fn regzip_like(original_gz: &[u8], tar: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The gzip member is at least 98 % of the size it inflates to (its trailer's ISIZE), and big
+/// enough for that to mean something: deflate found nothing to take out.
+fn was_incompressible(gz: &[u8]) -> bool {
+    const MEANINGFUL: usize = 1 << 20;
+    let Some(trailer) = gz.len().checked_sub(4).map(|at| &gz[at..]) else {
+        return false;
+    };
+    let isize = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]) as usize;
+    isize >= MEANINGFUL && gz.len() as u64 * 100 >= isize as u64 * 98
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::archive::test_util::replace_in_tgz;
     use crate::archive::test_util::{gz, read_from_tgz, sample_tar};
+
+    #[test]
+    fn incompressible_layers_are_stored_compressible_ones_deflated() {
+        let lim = Limits::default();
+        // 2 MiB of xorshift noise: deflate cannot shrink it.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..2 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let original = gz(&noise);
+        assert!(was_incompressible(&original));
+        let again = regzip_like(&original, &noise).unwrap();
+        assert_eq!(gunzip(&again, &lim).unwrap(), noise);
+        // Stored blocks: 5 bytes per block of up to 64 KiB, plus header and trailer.
+        assert!(again.len() <= noise.len() + 5 * 64 + 64, "{}", again.len());
+        assert_eq!(&again[..10], &original[..10], "the header is kept");
+
+        let text = b"/device/000:05.0/owner = \"passthru\"\n".repeat(60_000);
+        let original = gz(&text);
+        assert!(!was_incompressible(&original));
+        let again = regzip_like(&original, &text).unwrap();
+        assert_eq!(gunzip(&again, &lim).unwrap(), text);
+        assert!(again.len() < text.len() / 20, "{}", again.len());
+        // Too small to judge: a short incompressible tail is deflated as the header says.
+        assert!(!was_incompressible(&gz(&noise[..4096])));
+        assert!(!was_incompressible(b"\x1f\x8b"));
+    }
 
     #[test]
     fn gzip_refusals() {

@@ -35,7 +35,7 @@ mod cross_check;
 mod test_util;
 
 pub use self::gzip::{gunzip, regzip_like};
-pub use self::splice::{replace_in_tgz, replace_member};
+pub use self::splice::{replace_in_tgz, replace_member, replace_members_in_tgz};
 pub use self::tar::{list, read_member};
 
 /// Size of a tar block.

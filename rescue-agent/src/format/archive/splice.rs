@@ -122,8 +122,21 @@ pub fn replace_member(tar: &[u8], name: &str, content: &[u8], limits: &Limits) -
 
 /// Convenience: gunzip → replace_member → regzip_like.
 pub fn replace_in_tgz(tgz: &[u8], name: &str, content: &[u8], limits: &Limits) -> Result<Vec<u8>> {
-    let tar = gunzip(tgz, limits)?;
-    let new_tar = replace_member(&tar, name, content, limits)?;
+    replace_members_in_tgz(tgz, &[(name, content)], limits)
+}
+
+/// [`replace_in_tgz`] for several members at once: one inflate and one deflate, whatever the
+/// number of members (esx.conf and the ConfigStore database of one local.tgz).
+pub fn replace_members_in_tgz(
+    tgz: &[u8],
+    replacements: &[(&str, &[u8])],
+    limits: &Limits,
+) -> Result<Vec<u8>> {
+    let mut tar = gunzip(tgz, limits)?;
+    for (name, content) in replacements {
+        tar = replace_member(&tar, name, content, limits)?;
+    }
+    let new_tar = tar;
     let out = regzip_like(tgz, &new_tar)?;
     if out.len() as u64 > limits.max_compressed {
         return Err(ArchiveError::TooLarge {
