@@ -93,14 +93,18 @@ wait_for() { # wait_for SECONDS COMMAND...: bounded
   while ! "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt "$until" ] || return 1; sleep 0.5; done
 }
 
-# --- 0. the parser on hand-made lines --------------------------------------------------------
+log "setup and build: $(( $(date +%s) - t_start )) s"
+
+# --- 0. the parser on hand-made lines, the playbook's syntax ----------------------------------
 helper=$root/fleet/roles/esxi_rescue/files/esxi_rescue_result.py
+check "playbook syntax (ansible-playbook --syntax-check)" \
+  bash -c "cd fleet && '$venv/bin/ansible-playbook' -i inventory.example.yml --syntax-check rescue.yml"
 check "result-line parser: hand-made lines (valid, last wins, dropped byte, bad crc, unknown verdict)" \
   "$venv/bin/python" "$helper" selftest
 
 # --- 1. libvirt (started only when not running) ----------------------------------------------
 if ! timeout 10 "${virsh[@]}" version >/dev/null 2>&1; then
-  if ! pgrep -x virtlogd >/dev/null; then
+  if ! ps -C virtlogd -o stat= 2>/dev/null | grep -qv '^Z'; then # (a zombie does not count)
     virtlogd -d -p "$work/virtlogd.pid" && wait_for 10 test -s "$work/virtlogd.pid" \
       && started_virtlogd=$(cat "$work/virtlogd.pid")
   fi
@@ -275,6 +279,20 @@ all:
           esxi_rescue_enabled: true
           esxi_rescue_bmc: 127.0.0.1:$dead_port
           esxi_rescue_system_id: "1"
+    refusals:
+      # run 0: no guest boots; serial batches of 1 with max_fail_percentage 0
+      vars:
+        esxi_rescue_iso_url: http://127.0.0.1:$serve_port/esxi-rescue-fleet.iso
+        esxi_rescue_bmc: 127.0.0.1:$dead_port
+      hosts:
+        r-dead:
+          esxi_rescue_enabled: true
+        r-nourl:
+          esxi_rescue_enabled: true
+          esxi_rescue_mode: plan
+        r-later:
+          esxi_rescue_enabled: true
+        r-off: {}
 EOF
 
 play() { # play NAME ARGS...: one bounded ansible-playbook run, log in $work/NAME.log
@@ -297,11 +315,34 @@ v=r[0].get(sys.argv[3]) if r else None
 print("" if v is None else (json.dumps(v) if isinstance(v,(list,dict)) else v))' "$work/$1/summary.json" "$2" "$3" 2>/dev/null
 }
 verdict_is() { [ "$(row "$1" "$2" verdict)" = "$3" ]; }
+rows_ok() { # rows_ok RUN N: summary JSON and CSV with one row per host
+  "$venv/bin/python" - "$work/$1" "$2" <<'EOF'
+import csv, json, sys
+d, n = sys.argv[1], int(sys.argv[2])
+j = json.load(open(d + "/summary.json"))
+c = list(csv.DictReader(open(d + "/summary.csv")))
+hosts = [r["host"] for r in j["rows"]]
+assert j["hosts"] == n and len(hosts) == n == len(set(hosts)), hosts
+assert [r["host"] for r in c] == hosts and all(r["verdict"] for r in c), c
+EOF
+}
 guest_seconds() { # kernel time of the last console line of this run
   grep -ao '^\[ *[0-9]*\.[0-9]*\]' "$work/$1.console.log" | tail -1 | tr -d '[] '
 }
 
-# --- 7. run 1: repair, 3 hosts + an unreachable BMC ------------------------------------------
+# --- 7. run 0: refusals, batches and max_fail_percentage (no guest boots) ------------------
+play run0a -e esxi_rescue_hosts=refusals --limit r-dead,r-nourl,r-later -e esxi_rescue_serial=1 \
+  -e esxi_rescue_max_fail_percentage=0; rc0a=$?
+check "run 0: a failed batch stops the play under max_fail_percentage 0 (exit non-zero)" test "$rc0a" -ne 0
+check "run 0: batch 1, the unreachable BMC, does not stop the play (unreachable)" verdict_is run0a r-dead unreachable
+check "run 0: batch 2, plan mode without esxi_rescue_plan_iso_url, fails (error)" verdict_is run0a r-nourl error
+check "run 0: batch 3 never ran (not_run in the summary)" verdict_is run0a r-later not_run
+check "run 0 summary JSON and CSV: one row per host (3)" rows_ok run0a 3
+play run0b -e esxi_rescue_hosts=refusals --limit r-off; rc0b=$?
+check "run 0: a host without esxi_rescue_enabled is refused before its BMC is contacted (not_enabled, exit non-zero)" \
+  bash -c "[ $rc0b -ne 0 ] && [ '$(row run0b r-off verdict)' = not_enabled ]"
+
+# --- 8. run 1: repair, 3 hosts + an unreachable BMC ------------------------------------------
 play run1; rc1=$?
 check "run 1: ansible-playbook exit 0 (dead BMC recorded, not failed)" test "$rc1" -eq 0
 for h in h1 h2 h3 h4 dead; do
@@ -344,22 +385,11 @@ sink_has() { # sink_has HOST: a report stored by the server under the host's SMB
 check "h1 report in the server's sink under its SMBIOS UUID" sink_has h1
 check "h2 report in the server's sink under its SMBIOS UUID" sink_has h2
 check "h4 (plan) report in the server's sink under its SMBIOS UUID" sink_has h4
-rows_ok() { # rows_ok RUN N: summary JSON and CSV with one row per host
-  "$venv/bin/python" - "$work/$1" "$2" <<'EOF'
-import csv, json, sys
-d, n = sys.argv[1], int(sys.argv[2])
-j = json.load(open(d + "/summary.json"))
-c = list(csv.DictReader(open(d + "/summary.csv")))
-hosts = [r["host"] for r in j["rows"]]
-assert j["hosts"] == n and len(hosts) == n == len(set(hosts)), hosts
-assert [r["host"] for r in c] == hosts and all(r["verdict"] for r in c), c
-EOF
-}
 check "run 1 summary JSON and CSV: one row per host (5)" rows_ok run1 5
 n_vol=$("${virsh[@]}" vol-list "$pool" 2>/dev/null | grep -c . || true)
 log "pool $pool holds $n_vol volume(s) left by sushy's inserts (removed at cleanup)"
 
-# --- 8. run 2: the repaired hosts again → nothing to do, no loop -----------------------------
+# --- 9. run 2: the repaired hosts again → nothing to do, no loop -----------------------------
 one_boot() { # exactly one result line since run 2 started, and the domain is off
   [ "$(tail -c +$(( ${before[$1]} + 1 )) "$work/$1.console.log" | grep -ac 'ESXI-RESCUE-RESULT v1 ')" = 1 ] && shut_off "$1"
 }
