@@ -29,6 +29,7 @@ bash scripts/fleet-test.sh 2>&1 | tee target/fleet.log || fleet_rc=$?
 fleet_line=$(grep -E '^fleet: [0-9]+ checks passed, [0-9]+ failed$' target/fleet.log | tail -1 || true)
 fleet_ok=$(echo "$fleet_line" | awk '{print $2}')
 fleet_bad=$(echo "$fleet_line" | awk '{print $5}')
+[ -n "$fleet_line" ] || fleet_rc=1
 passed=$((passed + ${fleet_ok:-0}))
 failed=$((failed + ${fleet_bad:-1}))
 echo "tests: $passed passed, $failed failed"
