@@ -87,21 +87,42 @@ def parse_file(path, offset=0):
     return parsed
 
 
+def swapped_uuid(uuid):
+    """The same UUID with its first three fields byte-swapped (SMBIOS before 2.6 stored them
+    little-endian, and some BMCs still show them the other way round than Linux does)."""
+    parts = uuid.lower().split("-")
+    if len(parts) != 5 or [len(p) for p in parts] != [8, 4, 4, 4, 12]:
+        return None
+    flip = lambda h: "".join(reversed([h[i:i + 2] for i in range(0, len(h), 2)]))
+    return "-".join([flip(parts[0]), flip(parts[1]), flip(parts[2]), parts[3], parts[4]])
+
+
+def uuid_match(seen, expected):
+    """exact, swapped (same UUID, first fields byte-swapped), mismatch, or unknown."""
+    if not seen or not expected:
+        return "unknown"
+    if seen.lower() == expected.lower():
+        return "exact"
+    return "swapped" if swapped_uuid(expected) == seen.lower() else "mismatch"
+
+
 def server_report(report_dir, uuid, since):
-    """The newest report the server stored for UUID (REPORT_DIR/<uuid>/<seq>.json) since EPOCH."""
+    """The newest report the server stored for UUID (REPORT_DIR/<uuid>/<seq>.json) since EPOCH;
+    the UUID as the BMC shows it, or byte-swapped (the server files by the agent's SMBIOS UUID)."""
     if not report_dir or not uuid:
         return None
-    folder = os.path.join(report_dir, uuid.lower())
-    if not os.path.isdir(folder):
-        return None
     candidates = []
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if name.endswith(".json") and os.path.isfile(path) and os.path.getmtime(path) >= since:
-            candidates.append(path)
+    for form in {uuid.lower(), swapped_uuid(uuid) or uuid.lower()}:
+        folder = os.path.join(report_dir, form)
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if name.endswith(".json") and os.path.isfile(path) and os.path.getmtime(path) >= since:
+                candidates.append(path)
     if not candidates:
         return None
-    path = max(candidates)  # six-digit sequence numbers sort in order
+    path = max(candidates, key=lambda p: (os.path.getmtime(p), p))
     try:
         with open(path, "rb") as handle:
             report = json.load(handle)
@@ -127,6 +148,7 @@ def collect(args):
         out.update(verdict="damaged_result", source="console", result=None)
     else:
         out.update(verdict="no_result", source=None, result=None)
+    out["uuid_match"] = uuid_match((out["result"] or {}).get("uuid"), args.uuid)
     return out
 
 
@@ -214,6 +236,13 @@ def selftest():
         failures += not ok
         print("%s selftest: %s (verdict %s, damaged %d)" % ("ok" if ok else "FAIL", name, got,
                                                            parsed["damaged_lines"]))
+    for seen, expected, want in (
+            ("0a5e0001-0000-4000-8000-000000000001", "0A5E0001-0000-4000-8000-000000000001", "exact"),
+            ("01005e0a-0000-0040-8000-000000000001", "0a5e0001-0000-4000-8000-000000000001", "swapped"),
+            ("0a5e0001-0000-4000-8000-000000000002", "0a5e0001-0000-4000-8000-000000000001", "mismatch")):
+        got = uuid_match(seen, expected)
+        failures += got != want
+        print("%s selftest: uuid %s vs %s: %s" % ("ok" if got == want else "FAIL", seen, expected, got))
     # The report server's sink: REPORT_DIR/<uuid>/<seq>.json, newest since power-on wins.
     import tempfile
     import types
