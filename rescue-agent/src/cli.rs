@@ -12,13 +12,12 @@ use crate::bank_config::PolicyContext;
 use crate::blockdev::{Access, BlockDevice};
 use crate::driver_map::DriverPolicy;
 use crate::esxconf::PciAddr;
-use crate::machine::sysfs;
-use crate::multipath;
 use crate::passthru_policy::{PciFunction, Policy};
 use crate::pci_context;
 use crate::pipeline;
 use crate::probe::{self};
 use crate::report::{describe_disk, describe_plan, SCHEMA_VERSION};
+use crate::select::{self, Choice};
 use crate::sysblock;
 use crate::undo;
 use crate::Refusal;
@@ -249,71 +248,30 @@ fn resolve_target(target: Option<PathBuf>, disk: Option<&str>) -> anyhow::Result
     if let Some(t) = target {
         return Ok(t);
     }
-    let sys = Path::new("/sys");
-    let mut candidates: Vec<(PathBuf, Option<sysfs::DiskIdentity>)> = sysblock::whole_disks()
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (p, sysfs::disk_identity(sys, &name))
-        })
-        .collect();
-    if let Some(spec) = disk {
-        candidates.retain(|(p, id)| {
-            id.as_ref().is_some_and(|i| i.matches(spec)) || p.to_string_lossy() == spec
-        });
-        if candidates.is_empty() {
-            bail!(Refusal(format!("--disk {spec}: no such disk")));
-        }
-    }
-    let mut esxi = Vec::new();
-    let mut facts = Vec::new();
-    for (path, id) in candidates {
-        let Ok(p) = probe::identify_path(&path) else {
-            continue;
-        };
-        if p.report.esxi.is_none() {
-            continue;
-        }
-        facts.push(multipath::PathFacts {
-            lun_key: id.as_ref().and_then(|i| i.lun_key()),
-            size_bytes: p.report.size_bytes,
-            disk_guid: p
-                .gpt
-                .as_ref()
-                .and_then(|g| g.source())
-                .map(|c| c.header.disk_guid().to_string()),
-        });
-        esxi.push(path);
-    }
-    let luns = multipath::group(&facts);
-    match luns.as_slice() {
-        [] => bail!(Refusal("no ESXi disk found; name one".into())),
-        [lun] => {
-            if lun.paths.len() > 1 {
+    let candidates = select::candidates(Path::new("/sys"), disk)
+        .map_err(|_| Refusal(format!("--disk {}: no such disk", disk.unwrap_or_default())))?;
+    match select::choose(&candidates) {
+        Choice::None => bail!(Refusal("no ESXi disk found; name one".into())),
+        Choice::One {
+            target,
+            paths,
+            lun_key,
+        } => {
+            if paths.len() > 1 {
                 eprintln!(
                     "ESXi LUN {}: {} paths ({}); acting through {}",
-                    lun.key.as_deref().unwrap_or("-"),
-                    lun.paths.len(),
-                    lun.paths
-                        .iter()
-                        .map(|&i| esxi[i].display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    esxi[lun.paths[0]].display()
+                    lun_key.as_deref().unwrap_or("-"),
+                    paths.len(),
+                    select::joined(&paths),
+                    target.display()
                 );
             }
-            Ok(esxi[lun.paths[0]].clone())
+            Ok(target)
         }
-        many => bail!(Refusal(format!(
+        Choice::Many(disks) => bail!(Refusal(format!(
             "{} ESXi disks found ({}); name the one to act on",
-            many.len(),
-            many.iter()
-                .map(|l| esxi[l.paths[0]].display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            disks.len(),
+            select::joined(&disks)
         ))),
     }
 }

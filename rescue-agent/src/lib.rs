@@ -10,6 +10,9 @@ pub mod format;
 pub mod machine;
 
 // The pipeline, in the order a run takes it.
+// 0. Select the disk: every whole disk, identified, the ESXi ones grouped into LUNs.
+pub mod select;
+
 // 1. Probe one disk: findings, with the passthrough and driver policies' decisions.
 pub mod bank_config;
 pub mod passthru_policy;

@@ -1,7 +1,7 @@
 //! The unattended run as PID 1: the same probe → plan → apply → verify path as the CLI, with the
 //! policy from the kernel arguments and the PCI function of every disk from sysfs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -12,17 +12,15 @@ use crate::driver_map::DriverPolicy;
 use crate::init::console::Consoles;
 use crate::init::kargs::{KernelArgs, Mode};
 use crate::init::{efivars, worker, Outcome, RunResult, Verdict};
-use crate::layout;
 use crate::machine::sysfs;
-use crate::multipath;
 use crate::passthru_policy::Policy;
 use crate::pci_context;
 use crate::pipeline;
 use crate::plan::Plan;
-use crate::probe::{self, DiskReport, Probe};
+use crate::probe::{self, DiskReport};
 use crate::record_store;
 use crate::report::{describe_disk, describe_plan};
-use crate::sysblock;
+use crate::select::{self, Candidate, Choice, NoSuchDisk};
 
 const SYS: &str = "/sys";
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
@@ -102,20 +100,6 @@ fn idle(consoles: &Consoles, verdict: Verdict, text: String) -> anyhow::Result<O
     Ok(Outcome::idle(verdict, text))
 }
 
-struct Disk {
-    path: PathBuf,
-    identity: Option<sysfs::DiskIdentity>,
-    probe: Option<Probe>,
-    error: Option<String>,
-}
-
-fn has_vmfs(p: &Probe) -> bool {
-    p.gpt
-        .as_ref()
-        .and_then(|g| g.source())
-        .is_some_and(|c| c.array.used().any(|(_, e)| e.type_guid() == layout::VMFS))
-}
-
 fn run_inner(
     args: &KernelArgs,
     consoles: &Consoles,
@@ -144,53 +128,27 @@ fn run_inner(
     };
     let sys = Path::new(SYS);
 
-    // 1. Every disk, read-only, with no policy yet: which hold ESXi or VMFS.
+    // 1. Every disk, read-only, with no policy yet: which hold ESXi or VMFS. Identification
+    // only: the chosen disk is probed in full once, below, with the policy.
     worker::stage("probing the disks");
-    let mut disks: Vec<Disk> = sysblock::whole_disks()
-        .into_iter()
-        .map(|path| {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let identity = sysfs::disk_identity(sys, &name);
-            Disk {
-                path,
-                identity,
-                probe: None,
-                error: None,
-            }
-        })
-        .collect();
-    if let Some(spec) = &args.disk {
-        disks.retain(|d| {
-            d.identity.as_ref().is_some_and(|i| i.matches(spec))
-                || d.path.to_string_lossy() == *spec
-        });
-        if disks.is_empty() {
+    let disks = match select::candidates(sys, args.disk.as_deref()) {
+        Ok(d) => d,
+        Err(NoSuchDisk) => {
             return idle(
                 consoles,
                 Verdict::NoEsxiDisk,
-                format!("rescue.disk={spec}: no such disk; nothing written"),
-            );
+                format!(
+                    "rescue.disk={}: no such disk; nothing written",
+                    args.disk.as_deref().unwrap_or_default()
+                ),
+            )
         }
-    }
-    // Identification only: the chosen disk is probed in full once, below, with the policy.
-    for d in disks.iter_mut() {
-        match probe::identify_path(&d.path) {
-            Ok(p) => d.probe = Some(p),
-            Err(e) => d.error = Some(format!("{e:#}")),
-        }
-    }
+    };
 
     // 2. PCI functions: which carry a disk of the ESXi install (boot disk or VMFS).
     let carriers: Vec<String> = disks
         .iter()
-        .filter(|d| {
-            d.probe
-                .as_ref()
-                .is_some_and(|p| p.report.esxi.is_some() || has_vmfs(p))
-        })
+        .filter(|d| d.is_esxi() || d.has_vmfs())
         .filter_map(|d| d.identity.as_ref().map(|i| i.name.clone()))
         .collect();
     let mut ctx = pci_context::from_sysfs(sys, policy, &carriers);
@@ -212,49 +170,40 @@ fn run_inner(
             }
         ));
     }
-    let esxi: Vec<&Disk> = disks
-        .iter()
-        .filter(|d| d.probe.as_ref().is_some_and(|p| p.report.esxi.is_some()))
-        .collect();
     // Boot from SAN: the paths of one LUN are one ESXi disk, written through its first path.
-    let luns = multipath::group(&esxi.iter().map(|d| path_facts(d)).collect::<Vec<_>>());
-    let (target, paths) = match luns.as_slice() {
-        [] => {
+    let (target, paths) = match select::choose(&disks) {
+        Choice::None => {
             return idle(
                 consoles,
                 Verdict::NoEsxiDisk,
                 "no ESXi disk found; nothing written".into(),
             )
         }
-        [lun] => {
-            let paths: Vec<String> = lun
-                .paths
-                .iter()
-                .map(|&i| esxi[i].path.display().to_string())
-                .collect();
+        Choice::One {
+            target,
+            paths,
+            lun_key,
+        } => {
             if paths.len() > 1 {
                 say(&format!(
                     "ESXi LUN {}: {} paths ({}); writing through {}",
-                    lun.key.as_deref().unwrap_or("-"),
+                    lun_key.as_deref().unwrap_or("-"),
                     paths.len(),
-                    paths.join(", "),
-                    paths[0]
+                    select::joined(&paths),
+                    target.display()
                 ));
             }
-            (esxi[lun.paths[0]].path.clone(), paths)
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            (target, paths)
         }
-        many => {
-            let names: Vec<String> = many
-                .iter()
-                .map(|l| esxi[l.paths[0]].path.display().to_string())
-                .collect();
+        Choice::Many(many) => {
             return idle(
                 consoles,
                 Verdict::Refused,
                 format!(
                     "{} ESXi disks found ({}); set rescue.disk= to the one to repair; nothing written",
                     many.len(),
-                    names.join(", ")
+                    select::joined(&many)
                 ),
             );
         }
@@ -458,20 +407,7 @@ fn summary(
     out.join("\n")
 }
 
-fn path_facts(d: &Disk) -> multipath::PathFacts {
-    multipath::PathFacts {
-        lun_key: d.identity.as_ref().and_then(|i| i.lun_key()),
-        size_bytes: d.probe.as_ref().map_or(0, |p| p.report.size_bytes),
-        disk_guid: d
-            .probe
-            .as_ref()
-            .and_then(|p| p.gpt.as_ref())
-            .and_then(|g| g.source())
-            .map(|c| c.header.disk_guid().to_string()),
-    }
-}
-
-fn disk_line(d: &Disk) -> DiskLine {
+fn disk_line(d: &Candidate) -> DiskLine {
     let report = d.probe.as_ref().map(|p| &p.report);
     DiskLine {
         path: d.path.display().to_string(),
