@@ -11,11 +11,11 @@
 # h3 a foreign Linux disk → no_esxi_disk, byte-for-byte unchanged; dead: a BMC address that
 # answers nothing → unreachable, while the others finish; h4 a copy of h1's disk, run with
 # esxi_rescue_mode: plan (the plan ISO) → planned, unchanged. Then a second run over h1 and h2
-# repairs nothing. Prints `fleet: N checks passed, M failed`; exit 0 only when none failed.
+# repairs nothing; a running h3 with esxi_rescue_force_off false is refused. Prints `fleet: N checks passed, M failed`; exit 0 only when none failed.
 #
 # Variables: FLEET_ISO (an ISO to test; default: build out/esxi-rescue.iso from this tree, unless
-# FLEET_BUILD=0), FLEET_KEEP=1 (keep the work directory), FLEET_WAIT_RETRIES (default 72: 72 × 5 s
-# per host at most).
+# FLEET_BUILD=0), FLEET_KEEP=1 (keep the work directory), FLEET_WAIT_DELAY and
+# FLEET_WAIT_RETRIES (default 10 s × 36: at most 6 minutes per host).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -45,7 +45,10 @@ if [ -z "${FLEET_ISO:-}" ] && [ "${FLEET_BUILD:-1}" = 1 ]; then
 fi
 iso=${FLEET_ISO:-out/esxi-rescue.iso}
 [ -f "$iso" ] || { echo "FAIL  no ISO at $iso (bash scripts/build.sh)"; echo "fleet: 0 checks passed, 1 failed"; exit 1; }
-wait_retries=${FLEET_WAIT_RETRIES:-72}
+# Polls every 10 s (the role's default is 5 s): each poll is a module run on the controller, and
+# on 2 cores shared with 4 TCG guests the polling's own CPU slows the guests.
+wait_delay=${FLEET_WAIT_DELAY:-10}
+wait_retries=${FLEET_WAIT_RETRIES:-36}
 virsh=(virsh -q -c qemu:///system)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/esxi-rescue-fleet.XXXXXX")
@@ -255,7 +258,7 @@ all:
         esxi_rescue_bmc_validate_certs: true
         esxi_rescue_bmc_ca_path: $cert
         esxi_rescue_wait_retries: $wait_retries
-        esxi_rescue_wait_delay: 5
+        esxi_rescue_wait_delay: $wait_delay
         esxi_rescue_power_on_after: []
       hosts:
         h1:
@@ -407,6 +410,17 @@ done
 check "h1 still scans clean after the second run" scans_clean "$work/h1.img"
 check "h2 still scans clean after the second run" scans_clean "$work/h2.img"
 check "run 2 summary JSON and CSV: one row per host (2)" rows_ok run2 2
+
+# --- 10. run 3: a powered-on host with esxi_rescue_force_off false is refused, untouched -----
+name3=esxi-rescue-fleet-$run_id-h3
+"${virsh[@]}" start "$name3" >/dev/null 2>&1
+wait_for 20 bash -c "[ \"\$(${virsh[*]} domstate $name3 | head -1)\" = running ]"
+play run3 --limit h3 -e esxi_rescue_force_off=false; rc3=$?
+check "run 3: a running host is refused with esxi_rescue_force_off false (powered_on, exit non-zero)" \
+  bash -c "[ $rc3 -ne 0 ] && [ '$(row run3 h3 verdict)' = powered_on ]"
+check "run 3: the refused host was left running, no media inserted" \
+  bash -c "[ \"\$(${virsh[*]} domstate $name3 | head -1)\" = running ] && ! ${virsh[*]} dumpxml $name3 | grep -q \"device='cdrom'\""
+"${virsh[@]}" destroy "$name3" >/dev/null 2>&1
 
 cp "$work"/h?.console.log target/ 2>/dev/null
 for h in "${hosts[@]}"; do mv "target/$h.console.log" "target/fleet-$h.console.log" 2>/dev/null; done
