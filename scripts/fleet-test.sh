@@ -101,8 +101,9 @@ log "setup and build: $(( $(date +%s) - t_start )) s"
 
 # --- 0. the parser on hand-made lines, the playbook's syntax ----------------------------------
 helper=$root/fleet/roles/esxi_rescue/files/esxi_rescue_result.py
-check "playbook syntax (ansible-playbook --syntax-check)" \
-  bash -c "cd fleet && '$venv/bin/ansible-playbook' -i inventory.example.yml --syntax-check rescue.yml"
+check "playbook syntax (ansible-playbook --syntax-check, and every YAML file of fleet/: included task files are not read by --syntax-check)" \
+  bash -c "cd fleet && '$venv/bin/ansible-playbook' -i inventory.example.yml --syntax-check rescue.yml \
+    && '$venv/bin/python' -c 'import glob, sys, yaml; [yaml.safe_load(open(f)) for f in glob.glob(\"**/*.yml\", recursive=True)]'"
 check "result-line parser: hand-made lines (valid, last wins, dropped byte, bad crc, unknown verdict)" \
   "$venv/bin/python" "$helper" selftest
 

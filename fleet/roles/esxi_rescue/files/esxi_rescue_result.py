@@ -182,7 +182,7 @@ def summary_locked(args):
                 row = json.load(handle)
         except (OSError, ValueError):
             row = {"host": host, "verdict": "not_run",
-                   "message": "no result: the play stopped before this host ran"}
+                   "message": "no row: the play stopped before this host finished (or it never started); see the Ansible output"}
         rows.append({key: row.get(key) for key in FIELDS})
     counts = {}
     for row in rows:
