@@ -178,7 +178,7 @@ def summary_locked(args):
     for host in hosts:
         path = os.path.join(args.rows, host + ".json")
         try:
-            with open(path) as handle:
+            with open(path, encoding="utf-8") as handle:
                 row = json.load(handle)
         except (OSError, ValueError):
             row = {"host": host, "verdict": "not_run",
@@ -202,7 +202,7 @@ def write_atomic(path, text):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as handle:
+    with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, path)
 
