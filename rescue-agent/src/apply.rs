@@ -1,5 +1,5 @@
-//! Apply: the only code that writes a repair. Backup first, then the plan's writes in order with
-//! a flush after each, then verification against the device.
+//! Apply: the order of a repair. Backup first, then the plan's writes in order, each step through
+//! the sector writer (checked, flushed, read back), then verification by a fresh probe.
 
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -9,9 +9,10 @@ use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
 use crate::blockdev::BlockDevice;
 use crate::fat_reconcile;
 use crate::fat_replace;
-use crate::plan::{sha256_hex, FileEdit, Plan, SectorWrite};
+use crate::plan::{FileEdit, Plan, SectorWrite};
 use crate::probe::{self, Probe};
 use crate::record_store::{self, BankLocation, StoredRecord};
+use crate::sector_writer::{self, Batch, Step};
 use crate::undo_record::{Manifest, Record, FORMAT};
 use crate::Refusal;
 
@@ -132,47 +133,22 @@ pub fn apply(
             ))),
         };
 
-    // 2. FATs an interrupted write left unreconciled, before anything else touches the banks.
-    for w in &fat_writes {
-        write_checked(dev, w)?;
-    }
-    if !fat_writes.is_empty() {
-        dev.flush()?;
-    }
-    for w in &fat_writes {
-        if sha256_hex(&dev.read_vec(w.offset, w.after.len())?) != w.sha256_after {
-            bail!(
-                "verification failed: the {} at LBA {} does not read back as written",
-                w.target.label(),
-                w.lba
-            );
-        }
-    }
+    // 2. FATs an interrupted write left unreconciled, before anything else touches the banks:
+    //    one step, every sector still as planned.
+    let fat_step = Step::of(fat_writes.iter().map(planned_batch).collect());
+    sector_writer::execute(dev, &[fat_step])?;
 
-    // 3. The GPT writes, in plan order (backup copy first, primary header last).
-    for w in &plan.writes {
-        dev.write_at(w.offset, &w.after)
-            .with_context(|| format!("writing the {}", w.target.label()))?;
-        dev.flush()?;
-    }
+    // 3. The GPT writes, in plan order (backup copy first, primary header last), one step each.
+    let gpt_steps: Vec<Step> = plan.writes.iter().map(|w| Step::one(planned_batch(w))).collect();
+    sector_writer::execute(dev, &gpt_steps)?;
 
     // 4. Each bank's state.tgz, through the crash-safe switch.
     for edit in &plan.file_edits {
         replace_file(dev, edit, &edit.before, &edit.after)?;
     }
 
-    // 5. Verify from the device: the bytes, then a fresh probe that must find nothing left
-    //    (a bank's FAT copies differing or lost clusters count as left).
-    for w in &plan.writes {
-        let now = dev.read_vec(w.offset, w.after.len())?;
-        if sha256_hex(&now) != w.sha256_after {
-            bail!(
-                "verification failed: the {} at LBA {} does not read back as written",
-                w.target.label(),
-                w.lba
-            );
-        }
-    }
+    // 5. Verify: every step was read back as it was written; now a fresh probe must find
+    //    nothing left (a bank's FAT copies differing or lost clusters count as left).
     let after = probe::probe(dev, ctx)?;
     if after.report.repairable().next().is_some() || after.report.esxi.is_none() {
         let left: Vec<String> = after.report.repairable().map(|p| p.describe()).collect();
@@ -199,18 +175,10 @@ fn bank_is_writable(probe: &Probe, slot: u32) -> bool {
     })
 }
 
-/// Write one sector batch whose bytes must still be what the plan saw, then read it back.
-fn write_checked(dev: &BlockDevice, w: &SectorWrite) -> anyhow::Result<()> {
-    let now = dev.read_vec(w.offset, w.before.len())?;
-    if sha256_hex(&now) != w.sha256_before {
-        bail!(Refusal(format!(
-            "the {} at LBA {} changed since it was planned; stopped before writing it",
-            w.target.label(),
-            w.lba
-        )));
-    }
-    dev.write_at(w.offset, &w.after)
-        .with_context(|| format!("writing the {} at LBA {}", w.target.label(), w.lba))
+/// A planned sector write as the sector writer takes it: only over the bytes the plan saw.
+fn planned_batch(w: &SectorWrite) -> Batch<'_> {
+    Batch::new(format!("the {} at LBA {}", w.target.label(), w.lba), w.offset, &w.after)
+        .expecting(&w.before)
 }
 
 /// Replace a bootbank file whose content must still be `expected`, then read it back.

@@ -286,7 +286,7 @@ fn plan_cmd(
     let ctx = &passthru.context_for(&target);
     let dev = BlockDevice::open(&target, Access::ReadOnly)?;
     let probe = probe::probe(&dev, ctx)?;
-    let plan = pipeline::plan_repair(&dev, &probe, ctx)?;
+    let plan = pipeline::plan_repair(&probe, ctx)?;
     if json {
         println!(
             "{}",
@@ -314,7 +314,7 @@ fn repair(
     let dev = BlockDevice::open(&target, Access::ReadWrite)
         .with_context(|| format!("opening {} for writing", target.display()))?;
     let probe = probe::probe(&dev, ctx)?;
-    let plan = pipeline::plan_repair(&dev, &probe, ctx)?;
+    let plan = pipeline::plan_repair(&probe, ctx)?;
     if plan.is_empty() {
         if json {
             println!(

@@ -1,5 +1,6 @@
 //! The GPT repair: canonical slots, the backup at the end of the disk, a primary rebuilt from a
-//! good backup. Computes target bytes only; writing is apply's job.
+//! good backup. The probe reads the sectors a repair may write ([`read_sectors`]); the plan
+//! computes target bytes from those alone; writing is the sector writer's job.
 
 use anyhow::{bail, Context};
 
@@ -7,6 +8,7 @@ use crate::blockdev::BlockDevice;
 use crate::gpt::{DiskGpt, EntryArray, Header};
 use crate::layout::Layout;
 use crate::plan::{Change, Plan, SectorWrite, Target};
+use crate::sector_snapshot::SectorSnapshot;
 
 /// ESXi's slot for every partition, everything else zeroed; each entry's bytes unchanged.
 pub fn canonical_array(source: &EntryArray, layout: &Layout) -> anyhow::Result<EntryArray> {
@@ -24,19 +26,61 @@ pub fn canonical_array(source: &EntryArray, layout: &Layout) -> anyhow::Result<E
     })
 }
 
-/// Array bytes padded to whole sectors with what the disk holds there now.
-fn array_sectors(
+/// Where the primary's entry array goes: where it is, or LBA 2 when the primary is unusable.
+fn primary_entries_lba(gpt: &DiskGpt) -> u64 {
+    match &gpt.primary {
+        Ok(p) => p.header.entries_lba(),
+        Err(_) => 2,
+    }
+}
+
+/// Read the sectors a GPT repair of this disk may write (both headers, both arrays at their
+/// repaired places) into `sectors`. Nothing when no copy is valid: there is no plan then.
+pub fn read_sectors(
     dev: &BlockDevice,
+    gpt: &DiskGpt,
+    sectors: &mut SectorSnapshot,
+) -> anyhow::Result<()> {
+    let Some(source) = gpt.source() else {
+        return Ok(());
+    };
+    let last = gpt.last_lba();
+    let asec = source.header.array_sectors();
+    let regions = [
+        (1, 1),
+        (primary_entries_lba(gpt), asec),
+        (last.saturating_sub(asec), asec),
+        (last, 1),
+    ];
+    for (lba, count) in regions {
+        sectors
+            .read(dev, lba, count)
+            .with_context(|| format!("reading the GPT sectors at LBA {lba}"))?;
+    }
+    Ok(())
+}
+
+/// Array bytes padded to whole sectors with what the disk held there when probed.
+fn array_sectors(
+    sectors: &SectorSnapshot,
     lba: u64,
     header: &Header,
     array: &[u8],
 ) -> anyhow::Result<Vec<u8>> {
-    let mut buf = dev.read_sectors(lba, header.array_sectors())?;
+    let mut buf = sectors
+        .get(lba, header.array_sectors())
+        .with_context(|| format!("internal: the GPT entry array at LBA {lba} was not read"))?
+        .to_vec();
     buf[..array.len()].copy_from_slice(array);
     Ok(buf)
 }
 
-pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Result<Plan> {
+/// Every GPT write the repair needs, from the GPT as read and the probe's sectors.
+pub fn plan_gpt(
+    gpt: &DiskGpt,
+    layout: &Layout,
+    sectors: &SectorSnapshot,
+) -> anyhow::Result<Plan> {
     let source = gpt.source().context("no valid GPT copy to repair from")?;
     let mut plan = Plan::default();
     let last = gpt.last_lba();
@@ -96,10 +140,7 @@ pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Re
         _ => {}
     }
 
-    let primary_entries_lba = match &gpt.primary {
-        Ok(p) => p.header.entries_lba(),
-        Err(_) => 2,
-    };
+    let primary_entries_lba = primary_entries_lba(gpt);
     let primary = source
         .header
         .relocated(1, last, primary_entries_lba, last_usable, crc);
@@ -109,18 +150,18 @@ pub fn plan_gpt(dev: &BlockDevice, gpt: &DiskGpt, layout: &Layout) -> anyhow::Re
         (
             Target::BackupGptArray,
             backup_array_lba,
-            array_sectors(dev, backup_array_lba, &backup, &array_bytes)?,
+            array_sectors(sectors, backup_array_lba, &backup, &array_bytes)?,
         ),
         (Target::BackupGptHeader, last, backup.to_bytes().to_vec()),
         (
             Target::PrimaryGptArray,
             primary_entries_lba,
-            array_sectors(dev, primary_entries_lba, &primary, &array_bytes)?,
+            array_sectors(sectors, primary_entries_lba, &primary, &array_bytes)?,
         ),
         (Target::PrimaryGptHeader, 1, primary.to_bytes().to_vec()),
     ];
     for (target, lba, bytes) in writes {
-        if let Some(w) = SectorWrite::new(dev, target, lba, bytes)? {
+        if let Some(w) = SectorWrite::new(sectors, target, lba, bytes)? {
             plan.writes.push(w);
         }
     }

@@ -39,7 +39,7 @@ pub mod unattended;
 // Short paths to the rooms' modules (`crate::gpt`, `rescue_agent::blockdev`, ...).
 pub use disk::{
     aligned_buf, backup_sink, blockdev, fat_check, fat_overlay, fat_replace, record_store,
-    write_journal,
+    sector_snapshot, sector_writer, write_journal,
 };
 pub use format::{
     archive, bootbank, configstore, envelope, esxconf, gpt, layout, raid_member, state_archive,

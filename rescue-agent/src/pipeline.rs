@@ -5,7 +5,6 @@
 use anyhow::bail;
 
 use crate::bank_config::PolicyContext;
-use crate::blockdev::BlockDevice;
 use crate::config_repair;
 use crate::fat_reconcile;
 use crate::gpt_repair;
@@ -15,17 +14,18 @@ use crate::Refusal;
 
 /// Everything a repair of this disk would write, in order. A disk that is not positively ESXi,
 /// and a plan that would need what cannot be done safely, are refusals ([`Refusal`]).
-pub fn plan_repair(dev: &BlockDevice, probe: &Probe, ctx: &PolicyContext) -> anyhow::Result<Plan> {
+/// Pure: it reads the probe, never the disk.
+pub fn plan_repair(probe: &Probe, ctx: &PolicyContext) -> anyhow::Result<Plan> {
     let (Some(gpt), Some(layout)) = (&probe.gpt, &probe.layout) else {
         bail!(Refusal(format!(
             "{}: not an ESXi disk ({}); nothing written",
-            dev.path().display(),
+            probe.report.path,
             probe.report.not_esxi.as_deref().unwrap_or("unrecognised")
         )));
     };
-    let mut plan = gpt_repair::plan_gpt(dev, gpt, layout)?;
+    let mut plan = gpt_repair::plan_gpt(gpt, layout, &probe.sectors)?;
     config_repair::plan_config(probe, &ctx.policy, &mut plan)?;
-    fat_reconcile::plan_fat(dev, probe, &mut plan)?;
+    fat_reconcile::plan_fat(probe, &mut plan)?;
     Ok(plan)
 }
 

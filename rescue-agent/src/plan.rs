@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::blockdev::BlockDevice;
+use anyhow::Context;
+
+use crate::sector_snapshot::SectorSnapshot;
 pub use crate::change::Change;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,29 +48,38 @@ pub struct SectorWrite {
 }
 
 impl SectorWrite {
-    /// None when the disk already holds exactly `after`.
+    /// None when the disk, as the probe read it, already holds exactly `after`. The sectors
+    /// must be in the snapshot: a plan never reads the disk.
     pub fn new(
-        dev: &BlockDevice,
+        sectors: &SectorSnapshot,
         target: Target,
         lba: u64,
         after: Vec<u8>,
     ) -> anyhow::Result<Option<SectorWrite>> {
-        let ss = u64::from(dev.sector_size());
+        let ss = sectors.sector_size();
         anyhow::ensure!(
-            (after.len() as u64).is_multiple_of(ss),
+            ss > 0 && (after.len() as u64).is_multiple_of(ss),
             "internal: {} is not whole sectors",
             target.label()
         );
-        let offset = lba * ss;
-        let before = dev.read_vec(offset, after.len())?;
+        let count = after.len() as u64 / ss;
+        let before = sectors
+            .get(lba, count)
+            .with_context(|| {
+                format!(
+                    "internal: the {} at LBA {lba} was not read by the probe",
+                    target.label()
+                )
+            })?
+            .to_vec();
         if before == after {
             return Ok(None);
         }
         Ok(Some(SectorWrite {
             target,
             lba,
-            sectors: after.len() as u64 / ss,
-            offset,
+            sectors: count,
+            offset: lba * ss,
             sha256_before: sha256_hex(&before),
             sha256_after: sha256_hex(&after),
             before,

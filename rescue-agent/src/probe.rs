@@ -8,11 +8,14 @@ use crate::bank_config::{self, ConfigReport, PolicyContext};
 use crate::blockdev::{Access, BlockDevice};
 use crate::bootbank::{self, BootCfg};
 use crate::esxconf;
+use crate::fat_reconcile;
+use crate::gpt_repair;
 use crate::fat_check::{self, FatState};
 use crate::gpt::{self, DiskGpt, GptCopy};
 use crate::layout::{self, Generation, Layout, Media, PartFacts, Placement};
 use crate::passthru_policy::Policy;
 use crate::raid_member::{self, RaidKind};
+use crate::sector_snapshot::SectorSnapshot;
 use crate::state_archive::StateArchive;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -219,12 +222,13 @@ impl DiskReport {
 }
 
 /// Findings plus what planning needs (the GPT as read, the layout, each bank's opened archive
-/// in the order of `report.esxi.banks`).
+/// in the order of `report.esxi.banks`, the sectors a repair may write as they were read).
 pub struct Probe {
     pub report: DiskReport,
     pub gpt: Option<DiskGpt>,
     pub layout: Option<Layout>,
     pub archives: Vec<Option<StateArchive>>,
+    pub sectors: SectorSnapshot,
 }
 
 pub fn probe_path(path: &Path, ctx: &PolicyContext) -> anyhow::Result<Probe> {
@@ -275,6 +279,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: None,
             layout: None,
             archives: Vec::new(),
+            sectors: SectorSnapshot::default(),
         });
     }
     report.table = table_kind(&dev.read_vec(0, 512)?);
@@ -290,6 +295,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: None,
             layout: None,
             archives: Vec::new(),
+            sectors: SectorSnapshot::default(),
         });
     }
     let disk_gpt = gpt::read_disk_gpt(dev)?;
@@ -304,6 +310,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: Some(disk_gpt),
             layout: None,
             archives: Vec::new(),
+            sectors: SectorSnapshot::default(),
         });
     };
     report.table = TableKind::Gpt;
@@ -317,10 +324,12 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
                 gpt: Some(disk_gpt),
                 layout: None,
                 archives: Vec::new(),
+                sectors: SectorSnapshot::default(),
             });
         }
     };
     let mut banks = read_banks(dev, &layout, &facts);
+    let mut sectors = SectorSnapshot::new(dev.sector_size());
     if !banks.iter().any(|b| b.boot_cfg.is_some()) {
         report.not_esxi = Some("no bootbank holds a readable boot.cfg".into());
         return Ok(Probe {
@@ -328,6 +337,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: Some(disk_gpt),
             layout: None,
             archives: Vec::new(),
+            sectors: SectorSnapshot::default(),
         });
     }
     let build = banks
@@ -337,6 +347,16 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
         .and_then(|b| b.boot_cfg.as_ref())
         .map(|c| c.build.clone())
         .filter(|b| !b.is_empty());
+    gpt_repair::read_sectors(dev, &disk_gpt, &mut sectors)?;
+    for bank in banks.iter_mut() {
+        if matches!(&bank.fat, Some(FatState::Sound(h)) if !h.is_clean()) {
+            if let Err(e) = fat_reconcile::read_sectors(dev, bank, &mut sectors) {
+                bank.fat = Some(FatState::Inconsistent {
+                    reason: format!("{e:#}"),
+                });
+            }
+        }
+    }
     report.problems = gpt_problems(&disk_gpt, &layout);
     report.problems.extend(banks.iter().filter_map(fat_problem));
     let mut archives = Vec::new();
@@ -364,6 +384,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
         gpt: Some(disk_gpt),
         layout: Some(layout),
         archives,
+        sectors,
     })
 }
 

@@ -228,7 +228,7 @@ fn run_inner(
         .map(|o| o.on_disk(&target));
     }
     worker::stage("planning");
-    let plan = match pipeline::plan_repair(&dev, &probe, &ctx) {
+    let plan = match pipeline::plan_repair(&probe, &ctx) {
         Ok(plan) => plan,
         Err(e) if pipeline::is_refusal(&e) => {
             return idle(consoles, Verdict::Refused, format!("refused: {e}"))

@@ -15,6 +15,7 @@ use crate::plan::sha256_hex;
 use crate::plan::FileEdit;
 use crate::probe;
 use crate::record_store::{self, Removal};
+use crate::sector_writer::{self, Batch, Step};
 use crate::undo_record::Record;
 use crate::Refusal;
 
@@ -135,19 +136,20 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
         }
         replace_file(dev, &edit, &current, before)?;
     }
-    for (w, before) in m.writes.iter().zip(&record.before) {
-        dev.write_at(w.offset, before)
-            .with_context(|| format!("restoring the {}", w.target.label()))?;
-        dev.flush()?;
-    }
-    for w in &m.writes {
-        if sha256_hex(&dev.read_vec(w.offset, w.len as usize)?) != w.sha256_before {
-            bail!(
-                "verification failed: the {} did not read back as restored",
-                w.target.label()
-            );
-        }
-    }
+    // Each restore its own step (flushed, read back), in the record's order.
+    let steps: Vec<Step> = m
+        .writes
+        .iter()
+        .zip(&record.before)
+        .map(|(w, before)| {
+            Step::one(Batch::new(
+                format!("the {} at byte {}", w.target.label(), w.offset),
+                w.offset,
+                before,
+            ))
+        })
+        .collect();
+    sector_writer::execute(dev, &steps)?;
     let record_removal = match &stored {
         Some(stored) => Some(match record_store::remove(dev, stored, &record)? {
             Removal::Exact => "exact".to_string(),

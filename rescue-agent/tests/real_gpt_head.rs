@@ -8,6 +8,7 @@ use rescue_agent::blockdev::{Access, BlockDevice};
 use rescue_agent::gpt::{self, EntryArray};
 use rescue_agent::gpt_repair;
 use rescue_agent::layout::{self, Generation, PartFacts, VmwareFatHeader};
+use rescue_agent::sector_snapshot::SectorSnapshot;
 
 const TOTAL_SECTORS: u64 = 297_795_584;
 
@@ -46,6 +47,13 @@ fn facts(array: &EntryArray) -> Vec<PartFacts> {
                 .then_some(VmwareFatHeader { uuid: [0x7f; 16] }),
         })
         .collect()
+}
+
+/// The probe's part (the sectors a repair may write), then the pure plan.
+fn plan_from_disk(dev: &BlockDevice, g: &gpt::DiskGpt, l: &layout::Layout) -> rescue_agent::plan::Plan {
+    let mut sectors = SectorSnapshot::new(dev.sector_size());
+    gpt_repair::read_sectors(dev, g, &mut sectors).unwrap();
+    gpt_repair::plan_gpt(g, l, &sectors).unwrap()
 }
 
 fn apply(dev: &BlockDevice, plan: &rescue_agent::plan::Plan) {
@@ -94,7 +102,7 @@ fn compacted_real_head_is_restored_byte_for_byte() {
     // the backup copy and leaves the head alone.
     let g = gpt::read_disk_gpt(&dev).unwrap();
     let l = layout::classify(&facts(&g.primary.as_ref().unwrap().array)).unwrap();
-    let plan = gpt_repair::plan_gpt(&dev, &g, &l).unwrap();
+    let plan = plan_from_disk(&dev, &g, &l);
     let targets: Vec<_> = plan.writes.iter().map(|w| w.target.label()).collect();
     assert_eq!(targets, ["backup GPT entry array", "backup GPT header"]);
     apply(&dev, &plan);
@@ -136,7 +144,7 @@ fn compacted_real_head_is_restored_byte_for_byte() {
         .map(|p| (p.current_slot, p.canonical_slot))
         .collect();
     assert_eq!(moves, vec![(2, 5), (3, 6), (4, 7), (5, 8)]);
-    let plan = gpt_repair::plan_gpt(&dev, &g, &l).unwrap();
+    let plan = plan_from_disk(&dev, &g, &l);
     apply(&dev, &plan);
     assert_eq!(
         dev.read_vec(0, 32768).unwrap(),

@@ -285,8 +285,7 @@ fn sector_size_of_image(file: &File, size: u64) -> io::Result<u32> {
     Ok(512)
 }
 
-/// A `Read + Seek (+ Write)` window onto a byte range of the device, for fatfs.
-/// Writes fail unless the device was opened for writing.
+/// A read-only `Read + Seek` window onto a byte range of the device, for fatfs.
 pub struct Slice<'a> {
     dev: &'a BlockDevice,
     start: u64,
@@ -320,23 +319,13 @@ impl io::Read for Slice<'_> {
     }
 }
 
+/// fatfs asks for `Write` even to list a directory; a slice never writes (sector_writer.rs does).
 impl io::Write for Slice<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.dev.writable {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "read-only access: probing never writes",
-            ));
-        }
-        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
-        if n == 0 && !buf.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "end of partition"));
-        }
-        self.dev
-            .write_at(self.start + self.pos, &buf[..n])
-            .map_err(io::Error::other)?;
-        self.pos += n as u64;
-        Ok(n)
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "a read-only window: disk writes go through the sector writer",
+        ))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

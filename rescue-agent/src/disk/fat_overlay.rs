@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use crate::blockdev::BlockDevice;
+use crate::sector_writer::{self, Batch, Step};
 
 /// The regions of a FAT12/16/32 volume, in bytes from the partition start. On FAT32 the root
 /// directory lives in the data area, so `root_start == data_start`.
@@ -238,7 +239,8 @@ impl Seek for Overlay<'_> {
 }
 
 /// Write staged sectors of the partition at `part_offset`: data clusters first, then the FATs,
-/// then the root directory and boot sector, flushing between the steps.
+/// then the root directory and boot sector, each step flushed and read back (sector_writer.rs).
+/// Every sector must still hold what it held when it was staged.
 pub fn commit(
     dev: &BlockDevice,
     part_offset: u64,
@@ -248,26 +250,45 @@ pub fn commit(
     let is_data = |s: &StagedSector| s.offset >= geometry.data_start;
     let is_fat =
         |s: &StagedSector| s.offset >= geometry.fat_start && s.offset < geometry.root_start;
-    let steps: [&dyn Fn(&StagedSector) -> bool; 3] =
-        [&is_data, &is_fat, &|s| !is_data(s) && !is_fat(s)];
-    for step in steps {
-        // Adjacent sectors go out as one write: fewer, larger I/Os, same bytes.
-        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
-        for s in changes.iter().filter(|s| step(s)) {
-            match runs.last_mut() {
-                Some((at, run)) if *at + run.len() as u64 == s.offset => run.extend(&s.after),
-                _ => runs.push((s.offset, s.after.clone())),
+    let kinds: [(&str, &dyn Fn(&StagedSector) -> bool); 3] = [
+        ("data", &is_data),
+        ("FAT", &is_fat),
+        ("directory", &|s| !is_data(s) && !is_fat(s)),
+    ];
+    // Adjacent sectors go out as one write: fewer, larger I/Os, same bytes.
+    let mut runs: Vec<Vec<(u64, Vec<u8>, Vec<u8>)>> = Vec::new();
+    for (_, kind) in &kinds {
+        let mut step: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
+        for s in changes.iter().filter(|s| kind(s)) {
+            match step.last_mut() {
+                Some((at, before, after)) if *at + after.len() as u64 == s.offset => {
+                    before.extend(&s.before);
+                    after.extend(&s.after);
+                }
+                _ => step.push((s.offset, s.before.clone(), s.after.clone())),
             }
         }
-        for (at, run) in &runs {
-            dev.write_at(part_offset + at, run)
-                .with_context(|| format!("writing FAT sectors at partition byte {at}"))?;
-        }
-        if !runs.is_empty() {
-            dev.flush()?;
-        }
+        runs.push(step);
     }
-    Ok(())
+    let steps: Vec<Step> = runs
+        .iter()
+        .zip(kinds)
+        .map(|(step, (kind, _))| {
+            Step::of(
+                step.iter()
+                    .map(|(at, before, after)| {
+                        Batch::new(
+                            format!("{kind} sectors at partition byte {at}"),
+                            part_offset + at,
+                            after,
+                        )
+                        .expecting(before)
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    sector_writer::execute(dev, &steps)
 }
 
 /// A fixed clock for fatfs: directory entries get one timestamp however often a file is written,

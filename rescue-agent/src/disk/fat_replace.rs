@@ -16,6 +16,7 @@ use anyhow::{bail, ensure, Context};
 use crate::blockdev::BlockDevice;
 use crate::fat_check::cluster_count;
 use crate::fat_overlay::{self, FatGeometry, Overlay};
+use crate::sector_writer::{self, Batch, Step};
 
 const TEMP_NAME: &str = "RSQNEW.TMP";
 const ENTRY: usize = 32;
@@ -186,9 +187,9 @@ pub fn replace_root_file_until(
         let entry = &root[stale.index * ENTRY..(stale.index + 1) * ENTRY];
         let stale_chain = chain(&fat, first_cluster(entry), cluster_count(&geo, fat.len()))
             .context("the temporary file a cut run left")?;
-        let mut root = root.clone();
-        let sectors = mark_deleted(&mut root, stale, geo.bytes_per_sector as usize);
-        write_root_sectors(dev, part_offset, &geo, &root, &sectors)?;
+        let mut edited = root.clone();
+        let sectors = mark_deleted(&mut edited, stale, geo.bytes_per_sector as usize);
+        write_root_sectors(dev, part_offset, &geo, &root, &edited, &sectors)?;
         free_chain(dev, part_offset, &geo, &stale_chain)?;
     }
     let root = dev.read_vec(part_offset + geo.root_start, root_len)?;
@@ -227,7 +228,8 @@ pub fn replace_root_file_until(
     }
 
     // 2. The switch: one directory-entry update.
-    let mut root = dev.read_vec(part_offset + geo.root_start, root_len)?;
+    let was = dev.read_vec(part_offset + geo.root_start, root_len)?;
+    let mut root = was.clone();
     let temp = find_entry(&root, &temp_short).context("the temporary file vanished")?;
     let target = find_entry(&root, &short).with_context(|| format!("{name} vanished"))?;
     let temp_entry: [u8; ENTRY] = root[temp.index * ENTRY..(temp.index + 1) * ENTRY]
@@ -246,7 +248,7 @@ pub fn replace_root_file_until(
             sectors.push(s);
         }
     }
-    write_root_sectors(dev, part_offset, &geo, &root, &sectors)?;
+    write_root_sectors(dev, part_offset, &geo, &was, &root, &sectors)?;
 
     if until == Until::Switched {
         return Ok(());
@@ -269,26 +271,35 @@ fn mark_deleted(root: &mut [u8], slot: DirSlot, sector_bytes: usize) -> Vec<usiz
     sectors
 }
 
-/// Write the given root-directory sectors in order, each flushed.
+/// Write the given root-directory sectors in order, each its own step (flushed, read back);
+/// each must still hold what `was` holds.
 fn write_root_sectors(
     dev: &BlockDevice,
     part_offset: u64,
     geo: &FatGeometry,
+    was: &[u8],
     root: &[u8],
     sectors: &[usize],
 ) -> anyhow::Result<()> {
     let ss = geo.bytes_per_sector as usize;
-    for &s in sectors {
-        dev.write_at(
-            part_offset + geo.root_start + (s * ss) as u64,
-            &root[s * ss..(s + 1) * ss],
-        )?;
-        dev.flush()?;
-    }
-    Ok(())
+    let steps: Vec<Step> = sectors
+        .iter()
+        .map(|&s| {
+            let at = part_offset + geo.root_start + (s * ss) as u64;
+            Step::one(
+                Batch::new(
+                    format!("root directory sector {s} at byte {at}"),
+                    at,
+                    &root[s * ss..(s + 1) * ss],
+                )
+                .expecting(&was[s * ss..(s + 1) * ss]),
+            )
+        })
+        .collect();
+    sector_writer::execute(dev, &steps)
 }
 
-/// Free a chain no directory entry names any more, in every FAT copy, then flush.
+/// Free a chain no directory entry names any more, in every FAT copy, as one step.
 fn free_chain(
     dev: &BlockDevice,
     part_offset: u64,
@@ -296,22 +307,26 @@ fn free_chain(
     clusters: &[u16],
 ) -> anyhow::Result<()> {
     let ss = geo.bytes_per_sector as usize;
-    let mut fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
-    let before = fat.clone();
+    let before = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
+    let mut fat = before.clone();
     for c in clusters {
         let i = usize::from(*c) * 2;
         fat[i..i + 2].copy_from_slice(&[0, 0]);
     }
+    let mut batches = Vec::new();
     for copy in 0..geo.fats {
         let base = part_offset + geo.fat_start + copy * geo.fat_bytes;
         for (n, (new, old)) in fat.chunks(ss).zip(before.chunks(ss)).enumerate() {
             if new != old {
-                dev.write_at(base + (n * ss) as u64, new)?;
+                let at = base + (n * ss) as u64;
+                batches.push(
+                    Batch::new(format!("FAT {} sector {n} at byte {at}", copy + 1), at, new)
+                        .expecting(old),
+                );
             }
         }
     }
-    dev.flush()?;
-    Ok(())
+    sector_writer::execute(dev, &[Step::of(batches)])
 }
 
 #[cfg(test)]

@@ -9,4 +9,6 @@ pub mod fat_check;
 pub mod fat_overlay;
 pub mod fat_replace;
 pub mod record_store;
+pub mod sector_snapshot;
+pub mod sector_writer;
 pub mod write_journal;

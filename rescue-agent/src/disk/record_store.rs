@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use crate::blockdev::{BlockDevice, Slice};
 use crate::fat_overlay::{self, FatGeometry, Overlay};
 use crate::plan::sha256_hex;
+use crate::sector_writer::{self, Batch, Step};
 use crate::undo_record::{Record, SEAL_LEN};
 
 /// A bootbank partition as located by the current GPT.
@@ -229,31 +230,47 @@ fn restore_snapshot(
 ) -> anyhow::Result<()> {
     let ss = geo.bytes_per_sector as usize;
     let ranges = [
-        (geo.root_start as usize, geo.data_start as usize),
-        (0, geo.root_start as usize),
+        ("directory", geo.root_start as usize, geo.data_start as usize),
+        ("FAT", 0, geo.root_start as usize),
     ];
-    for (start, end) in ranges {
-        for at in (start..end).step_by(ss) {
-            if snapshot[at..at + ss] != now[at..at + ss] {
-                dev.write_at(part + at as u64, &snapshot[at..at + ss])?;
-            }
-        }
-        dev.flush()?;
-    }
+    let mut steps: Vec<Step> = ranges
+        .iter()
+        .map(|&(what, start, end)| {
+            Step::of(
+                (start..end)
+                    .step_by(ss)
+                    .filter(|&at| snapshot[at..at + ss] != now[at..at + ss])
+                    .map(|at| {
+                        Batch::new(
+                            format!("{what} sector at partition byte {at}"),
+                            part + at as u64,
+                            &snapshot[at..at + ss],
+                        )
+                        .expecting(&now[at..at + ss])
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
     let fat_old = &snapshot[geo.fat_start as usize..(geo.fat_start + geo.fat_bytes) as usize];
     let fat_new = &now[geo.fat_start as usize..(geo.fat_start + geo.fat_bytes) as usize];
     let clusters = (geo.total_bytes.saturating_sub(geo.data_start) / geo.cluster_bytes) as usize;
     let zero = vec![0u8; geo.cluster_bytes as usize];
+    let mut zeroing = Vec::new();
     for n in 2..(clusters + 2).min(fat_old.len() / 2) {
         let was = u16::from_le_bytes([fat_old[n * 2], fat_old[n * 2 + 1]]);
         let is = u16::from_le_bytes([fat_new[n * 2], fat_new[n * 2 + 1]]);
         if was == 0 && is != 0 {
             let at = geo.data_start + (n as u64 - 2) * geo.cluster_bytes;
-            dev.write_at(part + at, &zero)?;
+            zeroing.push(Batch::new(
+                format!("freed cluster {n} at partition byte {at}"),
+                part + at,
+                &zero,
+            ));
         }
     }
-    dev.flush()?;
-    Ok(())
+    steps.push(Step::of(zeroing));
+    sector_writer::execute(dev, &steps)
 }
 
 /// Write the JSON report beside its undo record (`RSQnnnnn.JSN`), crash-safe like the record.
