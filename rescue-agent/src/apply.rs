@@ -139,7 +139,11 @@ pub fn apply(
     sector_writer::execute(dev, &[fat_step])?;
 
     // 3. The GPT writes, in plan order (backup copy first, primary header last), one step each.
-    let gpt_steps: Vec<Step> = plan.writes.iter().map(|w| Step::one(planned_batch(w))).collect();
+    let gpt_steps: Vec<Step> = plan
+        .writes
+        .iter()
+        .map(|w| Step::one(planned_batch(w)))
+        .collect();
     sector_writer::execute(dev, &gpt_steps)?;
 
     // 4. Each bank's state.tgz, through the crash-safe switch.
@@ -177,8 +181,12 @@ fn bank_is_writable(probe: &Probe, slot: u32) -> bool {
 
 /// A planned sector write as the sector writer takes it: only over the bytes the plan saw.
 fn planned_batch(w: &SectorWrite) -> Batch<'_> {
-    Batch::new(format!("the {} at LBA {}", w.target.label(), w.lba), w.offset, &w.after)
-        .expecting(&w.before)
+    Batch::new(
+        format!("the {} at LBA {}", w.target.label(), w.lba),
+        w.offset,
+        &w.after,
+    )
+    .expecting(&w.before)
 }
 
 /// Replace a bootbank file whose content must still be `expected`, then read it back.

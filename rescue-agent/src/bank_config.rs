@@ -1,12 +1,13 @@
-//! Per-bank configuration findings: every passthru owner in the bank's own esx.conf and in its
-//! ConfigStore (7.0U2+), every disabled storage/USB driver module, and the policies' decisions.
+//! Per-bank configuration: what the bank's own esx.conf and ConfigStore (7.0U2+) hold — every
+//! passthru owner, every disabled storage/USB driver module — read once ([`read_bank_config`]),
+//! and the policies' decisions on it ([`assess_config`], pure).
 
 use serde::Serialize;
 
 use crate::blockdev::BlockDevice;
-use crate::configstore::{self, PciDeviceRow};
+use crate::configstore::{self, PciDeviceRow, StoreFindings};
 use crate::driver_map::{self, DriverDecision, DriverPolicy};
-use crate::esxconf::{self, OwnerLine};
+use crate::esxconf::{self, DisabledModuleLine, OwnerLine};
 use crate::fat_replace;
 use crate::passthru_policy::{self, Decision, PciFunction, Policy};
 use crate::state_archive::{Flavor, StateArchive};
@@ -125,20 +126,35 @@ impl ConfigReport {
     }
 }
 
-/// What planning needs beyond the report: the opened archive.
+/// What a bank's configuration holds, before any policy looks at it: read once per probe.
+#[derive(Clone, Debug)]
+pub struct ConfigFacts {
+    pub present: bool,
+    pub flavor: Option<Flavor>,
+    pub state_tgz_bytes: Option<u64>,
+    pub owners: Vec<OwnerLine>,
+    /// The ConfigStore's findings, or why it could not be read (when local.tgz carries one).
+    pub store: Option<Result<StoreFindings, String>>,
+    pub esxconf_disabled: Vec<DisabledModuleLine>,
+    pub unreadable: Option<String>,
+    pub tpm_sealed: bool,
+}
+
+/// What planning needs beyond the facts: the opened archive.
 pub struct LoadedConfig {
-    pub report: ConfigReport,
+    pub facts: ConfigFacts,
     pub archive: Option<StateArchive>,
 }
 
-pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) -> LoadedConfig {
-    let mut report = ConfigReport {
+/// Read and open the bank's state.tgz (and its ConfigStore): facts only, no decisions.
+pub fn read_bank_config(dev: &BlockDevice, first_lba: u64) -> LoadedConfig {
+    let mut facts = ConfigFacts {
         present: true,
         flavor: None,
         state_tgz_bytes: None,
         owners: Vec::new(),
-        configstore: None,
-        disabled_modules: Vec::new(),
+        store: None,
+        esxconf_disabled: Vec::new(),
         unreadable: None,
         tpm_sealed: false,
     };
@@ -146,64 +162,96 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
     let state = match fat_replace::read_root_file(dev, offset, STATE_TGZ, STATE_TGZ_LIMIT) {
         Ok(Some(s)) => s,
         Ok(None) => {
-            report.present = false;
-            report.unreadable = Some("no state.tgz".into());
+            facts.present = false;
+            facts.unreadable = Some("no state.tgz".into());
             return LoadedConfig {
-                report,
+                facts,
                 archive: None,
             };
         }
         Err(e) => {
-            report.unreadable = Some(format!("state.tgz: {e:#}"));
+            facts.unreadable = Some(format!("state.tgz: {e:#}"));
             return LoadedConfig {
-                report,
+                facts,
                 archive: None,
             };
         }
     };
-    report.state_tgz_bytes = Some(state.len() as u64);
+    facts.state_tgz_bytes = Some(state.len() as u64);
     let archive = match StateArchive::open(state) {
         Ok(a) => a,
         Err(e) => {
-            report.tpm_sealed = e.is_tpm_sealed();
-            report.unreadable = Some(e.to_string());
+            facts.tpm_sealed = e.is_tpm_sealed();
+            facts.unreadable = Some(e.to_string());
             return LoadedConfig {
-                report,
+                facts,
                 archive: None,
             };
         }
     };
-    report.flavor = Some(archive.flavor);
-    report.owners = esxconf::parse_owners(&archive.esx_conf)
-        .into_iter()
+    facts.flavor = Some(archive.flavor);
+    facts.owners = esxconf::parse_owners(&archive.esx_conf);
+    facts.esxconf_disabled = esxconf::disabled_modules(&archive.esx_conf);
+    facts.store = archive
+        .configstore
+        .as_ref()
+        .map(|db| configstore::read(db).map_err(|e| e.to_string()));
+    LoadedConfig {
+        facts,
+        archive: Some(archive),
+    }
+}
+
+/// The policies' decisions on one bank's facts. Pure: the same facts and context give the
+/// same report, so one read serves any policy.
+pub fn assess_config(facts: &ConfigFacts, ctx: &PolicyContext) -> ConfigReport {
+    let mut report = ConfigReport {
+        present: facts.present,
+        flavor: facts.flavor,
+        state_tgz_bytes: facts.state_tgz_bytes,
+        owners: Vec::new(),
+        configstore: None,
+        disabled_modules: Vec::new(),
+        unreadable: facts.unreadable.clone(),
+        tpm_sealed: facts.tpm_sealed,
+    };
+    report.owners = facts
+        .owners
+        .iter()
         .map(|owner| OwnerFinding {
             normalised: owner.addr.map(|a| a.to_string()),
             class: ctx.class_of(owner.addr),
-            decision: passthru_policy::decide(&ctx.policy, &owner, &ctx.functions),
-            owner,
+            decision: passthru_policy::decide(&ctx.policy, owner, &ctx.functions),
+            owner: owner.clone(),
         })
         .collect();
     let boot_drivers = ctx.boot_drivers();
-    let mut disabled: Vec<(String, String, Vec<String>)> =
-        esxconf::disabled_modules(&archive.esx_conf)
-            .into_iter()
-            .map(|m| (m.module, format!("esx.conf line {}", m.line), Vec::new()))
-            .collect();
-    if let Some(db) = &archive.configstore {
+    let mut disabled: Vec<(String, String, Vec<String>)> = facts
+        .esxconf_disabled
+        .iter()
+        .map(|m| {
+            (
+                m.module.clone(),
+                format!("esx.conf line {}", m.line),
+                Vec::new(),
+            )
+        })
+        .collect();
+    if let Some(found) = &facts.store {
         let mut store = StoreReport::default();
-        match configstore::read(db) {
+        match found {
             Ok(found) => {
                 store.pci_devices = found
                     .pci_devices
-                    .into_iter()
+                    .iter()
                     .map(|row| StoreOwnerFinding {
                         class: ctx.class_of(row.addr),
-                        decision: store_decision(ctx, &row),
-                        row,
+                        decision: store_decision(ctx, row),
+                        row: row.clone(),
                     })
                     .collect();
-                for m in found.disabled_modules {
-                    for column in m.disabled_in {
+                for m in &found.disabled_modules {
+                    for column in &m.disabled_in {
                         disabled.push((
                             m.module.clone(),
                             format!("ConfigStore {column}"),
@@ -212,7 +260,7 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
                     }
                 }
             }
-            Err(e) => store.error = Some(e.to_string()),
+            Err(e) => store.error = Some(e.clone()),
         }
         report.configstore = Some(store);
     }
@@ -241,10 +289,7 @@ pub fn read_bank_config(dev: &BlockDevice, first_lba: u64, ctx: &PolicyContext) 
             }),
         }
     }
-    LoadedConfig {
-        report,
-        archive: Some(archive),
-    }
+    report
 }
 
 fn store_decision(ctx: &PolicyContext, row: &PciDeviceRow) -> Decision {

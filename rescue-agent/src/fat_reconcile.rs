@@ -76,7 +76,12 @@ pub fn read_sectors(
 /// clusters, computed from the FATs as the probe read them.
 fn plan_bank(sectors: &SectorSnapshot, bank: &Bank, health: &FatHealth) -> anyhow::Result<FatFix> {
     let ss = sectors.sector_size();
-    let missing = || format!("internal: the FATs of bootbank slot {} were not read", bank.slot);
+    let missing = || {
+        format!(
+            "internal: the FATs of bootbank slot {} were not read",
+            bank.slot
+        )
+    };
     let boot = sectors.get(bank.first_lba, 1).with_context(missing)?;
     let (geo, region_lba, count) = fat_region(boot, bank, ss)?;
     let now = sectors.get(region_lba, count).with_context(missing)?;

@@ -76,11 +76,7 @@ fn array_sectors(
 }
 
 /// Every GPT write the repair needs, from the GPT as read and the probe's sectors.
-pub fn plan_gpt(
-    gpt: &DiskGpt,
-    layout: &Layout,
-    sectors: &SectorSnapshot,
-) -> anyhow::Result<Plan> {
+pub fn plan_gpt(gpt: &DiskGpt, layout: &Layout, sectors: &SectorSnapshot) -> anyhow::Result<Plan> {
     let source = gpt.source().context("no valid GPT copy to repair from")?;
     let mut plan = Plan::default();
     let last = gpt.last_lba();

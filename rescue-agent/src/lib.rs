@@ -1,6 +1,6 @@
 //! esxi-rescue: find an ESXi boot disk and repair what keeps the host from reaching it.
 //!
-//! Data flows one way: select → probe → plan → apply → verify → report. `format/` knows the
+//! Data flows one way: select → probe → assess → plan → apply → verify → report. `format/` knows the
 //! bytes, `disk/` reads and writes them, `machine/` knows the host; the pipeline modules below
 //! them run a repair, and the front ends (`cli`, `init` + `unattended`) only wire it.
 
@@ -13,12 +13,15 @@ pub mod machine;
 // 0. Select the disk: every whole disk, identified, the ESXi ones grouped into LUNs.
 pub mod select;
 
-// 1. Probe one disk: findings, with the passthrough and driver policies' decisions.
+// 1. Probe one disk: findings, read once, no policy in them.
 pub mod bank_config;
-pub mod passthru_policy;
 pub mod probe;
 
-// 2. Plan: every write, typed and in order (partition table, bank FATs, configurations).
+// 2. Assess: the findings under the passthrough and driver policies — problems and decisions.
+pub mod assess;
+pub mod passthru_policy;
+
+// 3. Plan: every write, typed and in order (partition table, bank FATs, configurations).
 pub mod change;
 pub mod config_repair;
 pub mod fat_reconcile;
@@ -26,7 +29,7 @@ pub mod gpt_repair;
 pub mod pipeline;
 pub mod plan;
 
-// 3. Apply (backup first, crash-safe order), verify by probing again; undo; the report text.
+// 4. Apply (backup first, crash-safe order), verify by probing again; undo; the report text.
 pub mod apply;
 pub mod report;
 pub mod undo;

@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 
 use anyhow::Context;
 
-use crate::sector_snapshot::SectorSnapshot;
 pub use crate::change::Change;
+use crate::sector_snapshot::SectorSnapshot;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

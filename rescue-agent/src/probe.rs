@@ -4,16 +4,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::bank_config::{self, ConfigReport, PolicyContext};
+use crate::assess;
+use crate::bank_config::{self, ConfigFacts, ConfigReport, PolicyContext};
 use crate::blockdev::{Access, BlockDevice};
 use crate::bootbank::{self, BootCfg};
-use crate::esxconf;
-use crate::fat_reconcile;
-use crate::gpt_repair;
 use crate::fat_check::{self, FatState};
+use crate::fat_reconcile;
 use crate::gpt::{self, DiskGpt, GptCopy};
+use crate::gpt_repair;
 use crate::layout::{self, Generation, Layout, Media, PartFacts, Placement};
-use crate::passthru_policy::Policy;
 use crate::raid_member::{self, RaidKind};
 use crate::sector_snapshot::SectorSnapshot;
 use crate::state_archive::StateArchive;
@@ -228,6 +227,8 @@ pub struct Probe {
     pub gpt: Option<DiskGpt>,
     pub layout: Option<Layout>,
     pub archives: Vec<Option<StateArchive>>,
+    /// Each bank's configuration as read, before any policy (None: not read or no bank).
+    pub configs: Vec<Option<ConfigFacts>>,
     pub sectors: SectorSnapshot,
 }
 
@@ -249,18 +250,23 @@ pub fn is_esxi(path: &Path) -> bool {
 /// the disk to act on needs — ESXi or not and why, layout, GPT, bank FATs, RAID membership.
 /// The disk chosen is then probed in full once, through the handle that writes it.
 pub fn identify(dev: &BlockDevice) -> anyhow::Result<Probe> {
-    probe_with(dev, &PolicyContext::default(), false)
+    read(dev, false)
 }
 
 pub fn identify_path(path: &Path) -> anyhow::Result<Probe> {
     identify(&BlockDevice::open(path, Access::ReadOnly)?)
 }
 
+/// Read the disk once (configurations included), then assess it under `ctx`.
 pub fn probe(dev: &BlockDevice, ctx: &PolicyContext) -> anyhow::Result<Probe> {
-    probe_with(dev, ctx, true)
+    let mut probe = read(dev, true)?;
+    probe.report = assess::assess(&probe, ctx);
+    Ok(probe)
 }
 
-fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> anyhow::Result<Probe> {
+/// The findings alone, before any policy: the report carries the partition-table and FAT
+/// problems (they depend on no policy); [`assess::assess`] adds the configurations' verdicts.
+pub fn read(dev: &BlockDevice, read_configs: bool) -> anyhow::Result<Probe> {
     let mut report = DiskReport {
         path: dev.path().display().to_string(),
         size_bytes: dev.size(),
@@ -279,6 +285,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: None,
             layout: None,
             archives: Vec::new(),
+            configs: Vec::new(),
             sectors: SectorSnapshot::default(),
         });
     }
@@ -295,6 +302,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: None,
             layout: None,
             archives: Vec::new(),
+            configs: Vec::new(),
             sectors: SectorSnapshot::default(),
         });
     }
@@ -310,6 +318,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: Some(disk_gpt),
             layout: None,
             archives: Vec::new(),
+            configs: Vec::new(),
             sectors: SectorSnapshot::default(),
         });
     };
@@ -324,6 +333,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
                 gpt: Some(disk_gpt),
                 layout: None,
                 archives: Vec::new(),
+                configs: Vec::new(),
                 sectors: SectorSnapshot::default(),
             });
         }
@@ -337,6 +347,7 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             gpt: Some(disk_gpt),
             layout: None,
             archives: Vec::new(),
+            configs: Vec::new(),
             sectors: SectorSnapshot::default(),
         });
     }
@@ -357,19 +368,20 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
             }
         }
     }
-    report.problems = gpt_problems(&disk_gpt, &layout);
-    report.problems.extend(banks.iter().filter_map(fat_problem));
+    report.problems = assess::gpt_problems(&disk_gpt, &layout);
+    report
+        .problems
+        .extend(banks.iter().filter_map(assess::fat_problem));
     let mut archives = Vec::new();
-    for bank in banks.iter_mut() {
+    let mut configs = Vec::new();
+    for bank in &banks {
         if bank.boot_cfg.is_none() || !read_configs {
             archives.push(None);
+            configs.push(None);
             continue;
         }
-        let loaded = bank_config::read_bank_config(dev, bank.first_lba, ctx);
-        report
-            .problems
-            .extend(config_problems(bank.slot, &loaded.report, &ctx.policy));
-        bank.config = Some(loaded.report);
+        let loaded = bank_config::read_bank_config(dev, bank.first_lba);
+        configs.push(Some(loaded.facts));
         archives.push(loaded.archive);
     }
     report.esxi = Some(EsxiDisk {
@@ -384,70 +396,9 @@ fn probe_with(dev: &BlockDevice, ctx: &PolicyContext, read_configs: bool) -> any
         gpt: Some(disk_gpt),
         layout: Some(layout),
         archives,
+        configs,
         sectors,
     })
-}
-
-fn config_problems(slot: u32, config: &ConfigReport, policy: &Policy) -> Vec<Problem> {
-    let mut out = Vec::new();
-    let mut owners: Vec<String> = config
-        .flips()
-        .map(|o| format!("/device/{}/owner ({})", o.owner.key_addr, o.decision.reason))
-        .collect();
-    owners.extend(config.store_flips().map(|r| {
-        format!(
-            "ConfigStore pci_devices {} ({})",
-            r.row.identifier, r.decision.reason
-        )
-    }));
-    if !owners.is_empty() {
-        out.push(Problem::PassthruOnEsxiDevice { slot, owners });
-    }
-    let unreadable_lines = config
-        .owners
-        .iter()
-        .filter(|o| o.owner.is_passthru() && o.owner.addr.is_none() && !o.decision.flip)
-        .map(|o| o.owner.key_addr.clone());
-    let unreadable_rows = config
-        .configstore
-        .iter()
-        .flat_map(|s| s.pci_devices.iter())
-        .filter(|r| r.row.is_passthru() && r.row.addr.is_none() && !r.decision.flip)
-        .map(|r| r.row.identifier.clone());
-    for key in unreadable_lines.chain(unreadable_rows) {
-        let likely: Vec<String> = esxconf::likely_readings(&key)
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        if !likely.is_empty() {
-            out.push(Problem::UnreadableOwnerKey { slot, key, likely });
-        }
-    }
-    for m in &config.disabled_modules {
-        out.push(Problem::DriverDisabled {
-            slot,
-            module: m.module.clone(),
-            found_in: m.found_in.clone(),
-            enable: m.decision.enable,
-            reason: m.decision.reason.clone(),
-        });
-    }
-    if *policy != Policy::None && config.present {
-        if config.tpm_sealed {
-            out.push(Problem::ConfigSealed { slot });
-        } else if let Some(reason) = &config.unreadable {
-            out.push(Problem::ConfigUnreadable {
-                slot,
-                reason: reason.clone(),
-            });
-        } else if let Some(e) = config.configstore.as_ref().and_then(|s| s.error.as_ref()) {
-            out.push(Problem::ConfigUnreadable {
-                slot,
-                reason: e.clone(),
-            });
-        }
-    }
-    out
 }
 
 fn table_kind(mbr: &[u8]) -> TableKind {
@@ -523,58 +474,4 @@ fn read_banks(dev: &BlockDevice, layout: &Layout, facts: &[PartFacts]) -> Vec<Ba
         banks[i].active = true;
     }
     banks
-}
-
-fn fat_problem(bank: &Bank) -> Option<Problem> {
-    match bank.fat.as_ref()? {
-        FatState::Sound(h) if !h.is_clean() => Some(Problem::FatNotReconciled {
-            slot: bank.slot,
-            differing_sectors: h.differing_sectors.len(),
-            lost_clusters: h.lost_clusters.len(),
-        }),
-        FatState::Sound(_) => None,
-        FatState::Inconsistent { reason } => Some(Problem::FatInconsistent {
-            slot: bank.slot,
-            reason: reason.clone(),
-        }),
-    }
-}
-
-/// Everything about the GPT of a recognised ESXi disk that a repair would change.
-pub fn gpt_problems(g: &DiskGpt, layout: &Layout) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let last = g.last_lba();
-    if let Err(e) = &g.primary {
-        problems.push(Problem::PrimaryInvalid {
-            reason: e.to_string(),
-        });
-    }
-    if let Err(e) = &g.backup {
-        problems.push(Problem::BackupInvalid {
-            reason: e.to_string(),
-        });
-    }
-    let alternate = g.primary_alternate_lba.unwrap_or(last);
-    let backup_at = g.backup.as_ref().ok().and(g.backup_lba);
-    if backup_at.is_some_and(|b| b != last) || alternate != last {
-        problems.push(Problem::BackupNotAtEnd {
-            backup_lba: backup_at,
-            alternate_lba: alternate,
-            last_lba: last,
-        });
-    }
-    if let (Ok(p), Ok(b)) = (&g.primary, &g.backup) {
-        let same_header = p.header.disk_guid() == b.header.disk_guid()
-            && p.header.first_usable() == b.header.first_usable()
-            && p.header.num_entries() == b.header.num_entries()
-            && p.header.entry_size() == b.header.entry_size();
-        if p.array != b.array || !same_header {
-            problems.push(Problem::CopiesDiffer);
-        }
-    }
-    let moves: Vec<Placement> = layout.misplaced().cloned().collect();
-    if !moves.is_empty() {
-        problems.push(Problem::SlotsNotCanonical { moves });
-    }
-    problems
 }

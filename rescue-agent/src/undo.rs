@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::apply::{bank_locations, replace_file};
-use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
+use crate::bank_config::STATE_TGZ_LIMIT;
 use crate::blockdev::BlockDevice;
 use crate::fat_reconcile;
 use crate::fat_replace;
@@ -30,7 +30,8 @@ pub struct Undone {
 }
 
 pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
-    let probe = probe::probe(dev, &PolicyContext::default())?;
+    // Only the banks and their FATs matter here: no configuration is opened.
+    let probe = probe::identify(dev)?;
     let banks = bank_locations(&probe);
     let (record, stored, label) = match from {
         Some(path) => {

@@ -50,7 +50,11 @@ fn facts(array: &EntryArray) -> Vec<PartFacts> {
 }
 
 /// The probe's part (the sectors a repair may write), then the pure plan.
-fn plan_from_disk(dev: &BlockDevice, g: &gpt::DiskGpt, l: &layout::Layout) -> rescue_agent::plan::Plan {
+fn plan_from_disk(
+    dev: &BlockDevice,
+    g: &gpt::DiskGpt,
+    l: &layout::Layout,
+) -> rescue_agent::plan::Plan {
     let mut sectors = SectorSnapshot::new(dev.sector_size());
     gpt_repair::read_sectors(dev, g, &mut sectors).unwrap();
     gpt_repair::plan_gpt(g, l, &sectors).unwrap()

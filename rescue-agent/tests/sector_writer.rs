@@ -71,7 +71,9 @@ fn every_step_ends_in_a_flush_and_empty_steps_do_not_flush() {
     let shape: Vec<String> = entries
         .iter()
         .map(|e| match e {
-            write_journal::JournalEntry::Write { offset, data } => format!("w{}+{}", offset, data.len()),
+            write_journal::JournalEntry::Write { offset, data } => {
+                format!("w{}+{}", offset, data.len())
+            }
             write_journal::JournalEntry::Flush => "f".into(),
         })
         .collect();
@@ -94,7 +96,11 @@ fn no_module_but_the_sector_writer_writes_to_a_disk() {
                 stack.push(path);
                 continue;
             }
-            let rel = path.strip_prefix(&src).unwrap().to_string_lossy().to_string();
+            let rel = path
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
             if rel == "disk/sector_writer.rs" || rel == "disk/blockdev.rs" {
                 continue;
             }
@@ -106,5 +112,9 @@ fn no_module_but_the_sector_writer_writes_to_a_disk() {
             }
         }
     }
-    assert!(offenders.is_empty(), "disk writes outside the sector writer:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "disk writes outside the sector writer:\n{}",
+        offenders.join("\n")
+    );
 }

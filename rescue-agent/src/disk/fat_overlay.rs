@@ -157,19 +157,52 @@ impl<'a> Overlay<'a> {
             .map_err(io::Error::other)
     }
 
-    /// Sectors whose staged contents differ from the disk: (offset in partition, new bytes).
-    pub fn into_changes(self) -> anyhow::Result<Vec<StagedSector>> {
+    /// The staged sectors that differ from the disk, as runs of adjacent sectors (one read of
+    /// the old bytes per run, no per-sector copies of a large file's data).
+    pub fn into_changes(self) -> anyhow::Result<Vec<StagedRun>> {
+        let block = self.block;
+        let mut groups: Vec<Vec<(u64, Vec<u8>)>> = Vec::new();
+        for (index, sector) in self.changed {
+            match groups.last_mut() {
+                Some(g) if g.last().is_some_and(|(i, _)| i + 1 == index) => g.push((index, sector)),
+                _ => groups.push(vec![(index, sector)]),
+            }
+        }
         let mut out = Vec::new();
-        for (index, after) in self.changed {
-            let offset = index * self.block;
-            let before = self
-                .dev
-                .read_vec(self.start + offset, self.block as usize)?;
-            if before != after {
-                out.push(StagedSector {
+        for group in groups {
+            let offset = group[0].0 * block;
+            let mut after = Vec::with_capacity(group.len() * block as usize);
+            for (_, sector) in group {
+                after.extend_from_slice(&sector);
+            }
+            let before = self.dev.read_vec(self.start + offset, after.len())?;
+            // Sectors fatfs rewrote with the bytes they had are not changes.
+            let b = block as usize;
+            let changed: Vec<bool> = (0..after.len() / b)
+                .map(|i| before[i * b..(i + 1) * b] != after[i * b..(i + 1) * b])
+                .collect();
+            if changed.iter().all(|c| *c) {
+                out.push(StagedRun {
                     offset,
                     before,
                     after,
+                });
+                continue;
+            }
+            let mut i = 0;
+            while i < changed.len() {
+                if !changed[i] {
+                    i += 1;
+                    continue;
+                }
+                let from = i;
+                while i < changed.len() && changed[i] {
+                    i += 1;
+                }
+                out.push(StagedRun {
+                    offset: offset + (from * b) as u64,
+                    before: before[from * b..i * b].to_vec(),
+                    after: after[from * b..i * b].to_vec(),
                 });
             }
         }
@@ -177,8 +210,9 @@ impl<'a> Overlay<'a> {
     }
 }
 
+/// Adjacent staged sectors that differ from the disk.
 #[derive(Clone, Debug)]
-pub struct StagedSector {
+pub struct StagedRun {
     /// Byte offset within the partition.
     pub offset: u64,
     pub before: Vec<u8>,
@@ -245,47 +279,40 @@ pub fn commit(
     dev: &BlockDevice,
     part_offset: u64,
     geometry: &FatGeometry,
-    changes: &[StagedSector],
+    changes: &[StagedRun],
 ) -> anyhow::Result<()> {
-    let is_data = |s: &StagedSector| s.offset >= geometry.data_start;
-    let is_fat =
-        |s: &StagedSector| s.offset >= geometry.fat_start && s.offset < geometry.root_start;
-    let kinds: [(&str, &dyn Fn(&StagedSector) -> bool); 3] = [
-        ("data", &is_data),
-        ("FAT", &is_fat),
-        ("directory", &|s| !is_data(s) && !is_fat(s)),
+    let g = geometry;
+    let kinds: [(&str, Vec<(u64, u64)>); 3] = [
+        ("data", vec![(g.data_start, u64::MAX)]),
+        ("FAT", vec![(g.fat_start, g.root_start)]),
+        (
+            "directory",
+            vec![(0, g.fat_start), (g.root_start, g.data_start)],
+        ),
     ];
-    // Adjacent sectors go out as one write: fewer, larger I/Os, same bytes.
-    let mut runs: Vec<Vec<(u64, Vec<u8>, Vec<u8>)>> = Vec::new();
-    for (_, kind) in &kinds {
-        let mut step: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
-        for s in changes.iter().filter(|s| kind(s)) {
-            match step.last_mut() {
-                Some((at, before, after)) if *at + after.len() as u64 == s.offset => {
-                    before.extend(&s.before);
-                    after.extend(&s.after);
-                }
-                _ => step.push((s.offset, s.before.clone(), s.after.clone())),
-            }
-        }
-        runs.push(step);
-    }
-    let steps: Vec<Step> = runs
+    let steps: Vec<Step> = kinds
         .iter()
-        .zip(kinds)
-        .map(|(step, (kind, _))| {
-            Step::of(
-                step.iter()
-                    .map(|(at, before, after)| {
+        .map(|(kind, regions)| {
+            let mut batches = Vec::new();
+            for run in changes {
+                let end = run.offset + run.after.len() as u64;
+                for &(from, to) in regions {
+                    let (a, b) = (run.offset.max(from), end.min(to));
+                    if a >= b {
+                        continue;
+                    }
+                    let (i, j) = ((a - run.offset) as usize, (b - run.offset) as usize);
+                    batches.push(
                         Batch::new(
-                            format!("{kind} sectors at partition byte {at}"),
-                            part_offset + at,
-                            after,
+                            format!("{kind} sectors at partition byte {a}"),
+                            part_offset + a,
+                            &run.after[i..j],
                         )
-                        .expecting(before)
-                    })
-                    .collect(),
-            )
+                        .expecting(&run.before[i..j]),
+                    );
+                }
+            }
+            Step::of(batches)
         })
         .collect();
     sector_writer::execute(dev, &steps)

@@ -230,7 +230,11 @@ fn restore_snapshot(
 ) -> anyhow::Result<()> {
     let ss = geo.bytes_per_sector as usize;
     let ranges = [
-        ("directory", geo.root_start as usize, geo.data_start as usize),
+        (
+            "directory",
+            geo.root_start as usize,
+            geo.data_start as usize,
+        ),
         ("FAT", 0, geo.root_start as usize),
     ];
     let mut steps: Vec<Step> = ranges

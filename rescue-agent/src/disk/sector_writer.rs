@@ -75,7 +75,7 @@ pub fn execute(dev: &BlockDevice, steps: &[Step]) -> anyhow::Result<()> {
                 expected.len(),
                 b.data.len()
             );
-            if dev.read_vec(b.offset, expected.len())? != expected {
+            if !holds(dev, b.offset, expected)? {
                 bail!(Refusal(format!(
                     "{} changed since it was planned; stopped before writing it",
                     b.what
@@ -89,7 +89,7 @@ pub fn execute(dev: &BlockDevice, steps: &[Step]) -> anyhow::Result<()> {
         dev.flush()
             .with_context(|| format!("flushing {}", dev.path().display()))?;
         for b in &step.batches {
-            if dev.read_vec(b.offset, b.data.len())? != b.data {
+            if !holds(dev, b.offset, b.data)? {
                 bail!(
                     "verification failed: {} does not read back as written",
                     b.what
@@ -98,4 +98,19 @@ pub fn execute(dev: &BlockDevice, steps: &[Step]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A chunk of a comparison: a multiple of every sector size, small beside a 64 MiB file.
+const COMPARE_CHUNK: usize = 1 << 20;
+
+/// Whether the device holds `bytes` at `offset`, read a chunk at a time so a large batch costs
+/// one chunk of memory, not a second copy of itself.
+fn holds(dev: &BlockDevice, offset: u64, bytes: &[u8]) -> anyhow::Result<bool> {
+    for (i, chunk) in bytes.chunks(COMPARE_CHUNK).enumerate() {
+        let at = offset + (i * COMPARE_CHUNK) as u64;
+        if dev.read_vec(at, chunk.len())? != chunk {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -412,9 +412,6 @@ impl EntryArray {
             .flat_map(|e| e.raw.iter().copied())
             .collect()
     }
-    pub fn crc(&self) -> u32 {
-        crc32fast::hash(&self.to_bytes())
-    }
     /// (slot, entry) for every used slot, in array order.
     pub fn used(&self) -> impl Iterator<Item = (u32, &Entry)> {
         self.entries

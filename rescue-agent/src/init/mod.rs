@@ -28,7 +28,6 @@ pub const WORKER_LIMIT: std::time::Duration = std::time::Duration::from_secs(30 
 pub(crate) mod testutil;
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -69,25 +68,6 @@ impl Outcome {
             report: None,
         }
     }
-}
-
-/// What [`boot`] found before calling `run`, for the report (see [`facts`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct BootFacts {
-    pub kernel_release: String,
-    pub args: KernelArgs,
-    pub mounts: mounts::MountReport,
-    pub coldplug: coldplug::ColdplugReport,
-    pub settle: settle::SettleReport,
-    /// From the start of init to the call of `run`.
-    pub boot_ms: u64,
-}
-
-static FACTS: OnceLock<BootFacts> = OnceLock::new();
-
-/// The boot facts, once [`boot`] has got as far as calling `run` (None otherwise, e.g. the CLI).
-pub fn facts() -> Option<&'static BootFacts> {
-    FACTS.get()
 }
 
 /// The driver passes may take this long even when `rescue.wait` is shorter.
@@ -305,15 +285,6 @@ pub fn boot(run: impl FnOnce(&KernelArgs, &Consoles) -> Outcome) -> ! {
     }
     say(&settle_summary(&settled));
 
-    let _ = FACTS.set(BootFacts {
-        kernel_release: release,
-        args: args.clone(),
-        mounts: mount_report,
-        coldplug: cp.report.clone(),
-        settle: settled,
-        boot_ms: t0.elapsed().as_millis() as u64,
-    });
-
     let outcome = if args.mode == Mode::Shell {
         say("rescue.mode=shell: no scan, no repair");
         None
@@ -435,7 +406,6 @@ mod tests {
     #[test]
     fn not_init_under_test() {
         assert!(!is_init());
-        assert!(facts().is_none());
     }
 
     #[test]
