@@ -108,10 +108,13 @@ pub fn apply(
         },
         record.manifest.created_unix
     );
-    let (copy_bytes, _) = record.to_tar()?;
     let mut backup_copies = Vec::new();
-    for sink in sinks {
-        backup_copies.push(sink.save(&copy_name, &copy_bytes)?);
+    if !sinks.is_empty() {
+        // Scoped: on a large state.tgz the serialised record is as large as the file.
+        let (copy_bytes, _) = record.to_tar()?;
+        for sink in sinks {
+            backup_copies.push(sink.save(&copy_name, &copy_bytes)?);
+        }
     }
     // Never into a bank whose FAT is unreconciled or inconsistent: the record would change the
     // FAT sectors the fix was planned on.
@@ -206,6 +209,7 @@ pub fn replace_file(
             "{what} changed since it was read; nothing written to it"
         )));
     }
+    drop(now);
     fat_replace::replace_root_file(dev, offset, edit.sectors * ss, &edit.name, content)
         .with_context(|| format!("replacing {what}"))?;
     let back = fat_replace::read_root_file(dev, offset, &edit.name, STATE_TGZ_LIMIT)?;

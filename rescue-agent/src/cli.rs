@@ -313,7 +313,7 @@ fn repair(
     // Probe through the writable, exclusive handle so nothing changes between plan and write.
     let dev = BlockDevice::open(&target, Access::ReadWrite)
         .with_context(|| format!("opening {} for writing", target.display()))?;
-    let probe = probe::probe(&dev, ctx)?;
+    let mut probe = probe::probe(&dev, ctx)?;
     let plan = pipeline::plan_repair(&probe, ctx)?;
     if plan.is_empty() {
         if json {
@@ -341,6 +341,7 @@ fn repair(
     }
     let dir_sink = backup_dir.map(|d| DirSink(d.to_path_buf()));
     let sinks: Vec<&dyn BackupSink> = dir_sink.iter().map(|s| s as &dyn BackupSink).collect();
+    probe.release_archives();
     let applied = apply::apply(&dev, &probe, &plan, &sinks, ctx)?;
     if json {
         println!(

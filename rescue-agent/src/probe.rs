@@ -232,6 +232,17 @@ pub struct Probe {
     pub sectors: SectorSnapshot,
 }
 
+impl Probe {
+    /// Drop the opened configuration layers once the plan is made: the plan holds every byte it
+    /// writes, and apply needs only the findings. On a large state.tgz this is most of the
+    /// memory a repair holds while it writes and verifies.
+    pub fn release_archives(&mut self) {
+        for a in &mut self.archives {
+            *a = None;
+        }
+    }
+}
+
 pub fn probe_path(path: &Path, ctx: &PolicyContext) -> anyhow::Result<Probe> {
     let dev = BlockDevice::open(path, Access::ReadOnly)?;
     probe(&dev, ctx)

@@ -217,7 +217,7 @@ fn run_inner(
         Access::ReadOnly
     };
     let dev = BlockDevice::open(&target, access)?;
-    let probe = probe::probe(&dev, &ctx)?;
+    let mut probe = probe::probe(&dev, &ctx)?;
     say(&describe_disk(&probe.report));
     if probe.layout.is_none() {
         return idle(
@@ -279,6 +279,7 @@ fn run_inner(
     );
     let sinks: Vec<&dyn BackupSink> = rescue.iter().map(|r| r as &dyn BackupSink).collect();
     worker::stage(&format!("writing the repair to {}", target.display()));
+    probe.release_archives();
     let applied = apply::apply(&dev, &probe, &plan, &sinks, &ctx)?;
     worker::stage("writing the report");
     say(&describe_plan(&plan, "REPAIRED"));
