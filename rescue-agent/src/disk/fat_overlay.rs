@@ -134,7 +134,15 @@ pub struct Overlay<'a> {
     pos: u64,
     block: u64,
     changed: BTreeMap<u64, Vec<u8>>,
+    /// Sectors read and not changed. fatfs reads the FAT two bytes at a time (65 000 reads of
+    /// 2 bytes to count a bank's free clusters); each sector comes from the disk once.
+    clean: BTreeMap<u64, Vec<u8>>,
+    clean_bytes: u64,
 }
+
+/// Enough for every FAT copy and the root directory of a FAT16 bank; file data past it is
+/// read through without caching.
+const CLEAN_CACHE_BYTES: u64 = 4 << 20;
 
 impl<'a> Overlay<'a> {
     pub fn new(dev: &'a BlockDevice, start: u64, len: u64) -> Overlay<'a> {
@@ -145,16 +153,45 @@ impl<'a> Overlay<'a> {
             pos: 0,
             block: u64::from(dev.sector_size()),
             changed: BTreeMap::new(),
+            clean: BTreeMap::new(),
+            clean_bytes: 0,
         }
     }
 
-    fn load(&self, index: u64) -> io::Result<Vec<u8>> {
+    /// The sector as the edit sees it: staged, cached, or read from the disk (and cached).
+    fn sector(&mut self, index: u64) -> io::Result<&[u8]> {
+        if self.changed.contains_key(&index) {
+            return Ok(&self.changed[&index]);
+        }
+        if !self.clean.contains_key(&index) {
+            let bytes = self
+                .dev
+                .read_vec(self.start + index * self.block, self.block as usize)
+                .map_err(io::Error::other)?;
+            if self.clean_bytes + self.block > CLEAN_CACHE_BYTES {
+                self.clean.clear();
+                self.clean_bytes = 0;
+            }
+            self.clean_bytes += self.block;
+            self.clean.insert(index, bytes);
+        }
+        Ok(&self.clean[&index])
+    }
+
+    fn load(&mut self, index: u64) -> io::Result<Vec<u8>> {
         if let Some(b) = self.changed.get(&index) {
             return Ok(b.clone());
         }
-        self.dev
-            .read_vec(self.start + index * self.block, self.block as usize)
-            .map_err(io::Error::other)
+        match self.clean.remove(&index) {
+            Some(b) => {
+                self.clean_bytes -= self.block;
+                Ok(b)
+            }
+            None => self
+                .dev
+                .read_vec(self.start + index * self.block, self.block as usize)
+                .map_err(io::Error::other),
+        }
     }
 
     /// The staged sectors that differ from the disk, as runs of adjacent sectors (one read of
@@ -227,13 +264,25 @@ impl Read for Overlay<'_> {
             let at = self.pos + done as u64;
             let (index, within) = (at / self.block, (at % self.block) as usize);
             let take = (self.block as usize - within).min(n - done);
-            if let Some(b) = self.changed.get(&index) {
-                buf[done..done + take].copy_from_slice(&b[within..within + take]);
-            } else {
-                self.dev
-                    .read_at(self.start + at, &mut buf[done..done + take])
-                    .map_err(io::Error::other)?;
+            if take == self.block as usize && !self.changed.contains_key(&index) {
+                // Whole sectors of file data: straight from the disk, not cached.
+                let run = (n - done) / self.block as usize * self.block as usize;
+                let run_end = index + (run as u64 / self.block);
+                let staged_inside = self.changed.range(index..run_end).next().map(|(i, _)| *i);
+                let whole = match staged_inside {
+                    Some(i) => ((i - index) * self.block) as usize,
+                    None => run,
+                };
+                if whole > 0 && !self.clean.contains_key(&index) {
+                    self.dev
+                        .read_at(self.start + at, &mut buf[done..done + whole])
+                        .map_err(io::Error::other)?;
+                    done += whole;
+                    continue;
+                }
             }
+            let sector = self.sector(index)?;
+            buf[done..done + take].copy_from_slice(&sector[within..within + take]);
             done += take;
         }
         self.pos += n as u64;
