@@ -299,7 +299,10 @@ fn write_root_sectors(
     sector_writer::execute(dev, &steps)
 }
 
-/// Free a chain no directory entry names any more, in every FAT copy, as one step.
+/// Free a chain no directory entry names any more, in every FAT copy, as one step. Every copy
+/// is expected to equal the first: a bank is reconciled before any file edit (fat_reconcile.rs),
+/// so a copy that differs here changed under the edit and the step is refused; the chain then
+/// stays allocated as lost clusters, which the next run reconciles.
 fn free_chain(
     dev: &BlockDevice,
     part_offset: u64,
