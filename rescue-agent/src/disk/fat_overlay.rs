@@ -301,8 +301,17 @@ impl Write for Overlay<'_> {
             let at = self.pos + done as u64;
             let (index, within) = (at / self.block, (at % self.block) as usize);
             let take = (self.block as usize - within).min(n - done);
-            let mut sector = self.load(index)?;
-            sector[within..within + take].copy_from_slice(&buf[done..done + take]);
+            let sector = if take == self.block as usize {
+                // A whole sector (file data): nothing of the old bytes survives, so none is read.
+                if self.clean.remove(&index).is_some() {
+                    self.clean_bytes -= self.block;
+                }
+                buf[done..done + take].to_vec()
+            } else {
+                let mut sector = self.load(index)?;
+                sector[within..within + take].copy_from_slice(&buf[done..done + take]);
+                sector
+            };
             self.changed.insert(index, sector);
             done += take;
         }
