@@ -338,41 +338,13 @@ fn lost_cluster_is_reconciled_first_under_every_policy() {
         "6.7.0-8169922",
         &[("0000:16:00.0", "passthru")],
     );
-    let bank = f.partitions.iter().find(|p| p.slot == 5).unwrap();
-    let part = bank.first_lba * 512;
-    let bs = esxi_fixtures::read_range(&f.path, part, 512).unwrap();
-    let u16_at = |o: usize| u64::from(u16::from_le_bytes([bs[o], bs[o + 1]]));
-    let (bps, spc, reserved, fats, roots, total, fat_sectors) = (
-        u16_at(11),
-        u64::from(bs[13]),
-        u16_at(14),
-        u64::from(bs[16]),
-        u16_at(17),
-        match u16_at(19) {
-            0 => u64::from(u32::from_le_bytes(bs[32..36].try_into().unwrap())),
-            n => n,
-        },
-        u16_at(22),
-    );
-    let data = reserved * bps + fats * fat_sectors * bps + roots * 32;
-    let clusters = (total * bps - data) / (spc * bps);
-    let fat_at = part + reserved * bps;
-    let fat = esxi_fixtures::read_range(&f.path, fat_at, (fat_sectors * bps) as usize).unwrap();
     // The last free cluster, marked end-of-chain in every copy: used, but no file reaches it.
-    let free = (2..clusters as usize + 2)
-        .rev()
-        .find(|&n| fat[n * 2] == 0 && fat[n * 2 + 1] == 0)
-        .unwrap() as u64;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&f.path)
-        .unwrap();
-    for copy in 0..fats {
-        use std::os::unix::fs::FileExt;
-        file.write_all_at(&[0xFF, 0xFF], fat_at + copy * fat_sectors * bps + free * 2)
-            .unwrap();
+    let bank = BankFat::of(&f, 5);
+    let free = bank.free_cluster_near_end(&f.path);
+    for copy in 0..2 {
+        // a bootbank has two FATs
+        bank.set(&f.path, copy, free, 0xFFFF);
     }
-    drop(file);
     let mut p = read_and_delete(&f.path);
     check(
         "ESXi 6, lost cluster",

@@ -1,6 +1,10 @@
 //! Shared helpers for the integration tests: run the CLI, hash and compare images.
 #![allow(dead_code)]
 
+mod bank_fat;
+#[allow(unused_imports)] // Not every test binary damages a FAT.
+pub use bank_fat::BankFat;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
