@@ -9,7 +9,7 @@ use crate::bank_config::{PolicyContext, STATE_TGZ_LIMIT};
 use crate::blockdev::BlockDevice;
 use crate::fat_reconcile;
 use crate::fat_replace;
-use crate::plan::{FileEdit, Plan, SectorWrite};
+use crate::plan::{ContentDigest, FileEdit, Plan, SectorWrite};
 use crate::probe::{self, Probe};
 use crate::record_store::{self, BankLocation, StoredRecord};
 use crate::sector_writer::{self, Batch, Step};
@@ -67,7 +67,7 @@ fn disk_guid(probe: &Probe) -> String {
 pub fn apply(
     dev: &BlockDevice,
     probe: &Probe,
-    plan: &Plan,
+    plan: &mut Plan,
     sinks: &[&dyn BackupSink],
     ctx: &PolicyContext,
 ) -> anyhow::Result<Applied> {
@@ -95,8 +95,13 @@ pub fn apply(
         .iter()
         .flat_map(|f| f.writes.iter().cloned())
         .collect();
-    let mut record =
-        Record::from_writes(base, &plan.writes, &plan.file_edits).with_fat_fixes(&fat_writes);
+    let old_files = plan
+        .file_edits
+        .iter()
+        .map(|edit| read_unchanged(dev, edit))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut record = Record::from_writes(base, &plan.writes, &plan.file_edits, old_files)
+        .with_fat_fixes(&fat_writes);
 
     // 1. Backups: the copies elsewhere first (they never touch this disk), then on the disk.
     let copy_name = format!(
@@ -109,12 +114,12 @@ pub fn apply(
         record.manifest.created_unix
     );
     let mut backup_copies = Vec::new();
-    if !sinks.is_empty() {
-        // Scoped: on a large state.tgz the serialised record is as large as the file.
-        let (copy_bytes, _) = record.to_tar()?;
-        for sink in sinks {
-            backup_copies.push(sink.save(&copy_name, &copy_bytes)?);
-        }
+    // The record streams into each copy: on a large state.tgz it is as large as the file.
+    for sink in sinks {
+        backup_copies.push(sink.save_streamed(&copy_name, &|w| {
+            record.write_tar(w)?;
+            Ok(())
+        })?);
     }
     // Never into a bank whose FAT is unreconciled or inconsistent: the record would change the
     // FAT sectors the fix was planned on.
@@ -149,9 +154,20 @@ pub fn apply(
         .collect();
     sector_writer::execute(dev, &gpt_steps)?;
 
-    // 4. Each bank's state.tgz, through the crash-safe switch.
-    for edit in &plan.file_edits {
-        replace_file(dev, edit, &edit.before, &edit.after)?;
+    // The record is on the disk (or refused above): its copies of the old files go.
+    drop(record);
+
+    // 4. Each bank's state.tgz, through the crash-safe switch. Once written, a file's bytes
+    //    are released, so the verifying probe below does not hold them beside its own.
+    for edit in &mut plan.file_edits {
+        replace_file(
+            dev,
+            edit,
+            &edit.sha256_before,
+            &edit.after,
+            &edit.sha256_after,
+        )?;
+        edit.release_bytes();
     }
 
     // 5. Verify: every step was read back as it was written; now a fresh probe must find
@@ -192,28 +208,49 @@ fn planned_batch(w: &SectorWrite) -> Batch<'_> {
     .expecting(&w.before)
 }
 
-/// Replace a bootbank file whose content must still be `expected`, then read it back.
+/// The content a file edit replaces, read from the disk for the undo record; it must still be
+/// what the plan was made from.
+fn read_unchanged(dev: &BlockDevice, edit: &FileEdit) -> anyhow::Result<Vec<u8>> {
+    let offset = edit.first_lba * u64::from(dev.sector_size());
+    let what = format!("bootbank slot {}: {}", edit.bank_slot, edit.name);
+    let now = fat_replace::read_root_file(dev, offset, &edit.name, STATE_TGZ_LIMIT)?
+        .with_context(|| format!("{what} is missing"))?;
+    if crate::plan::sha256_hex(&now) != edit.sha256_before {
+        bail!(Refusal(format!(
+            "{what} changed since it was read; nothing written"
+        )));
+    }
+    Ok(now)
+}
+
+/// Replace a bootbank file whose content must still have the digest `expected_sha256`, then
+/// check that it reads back as `content` (digest `content_sha256`). Both checks read the file a
+/// cluster at a time, so no second copy of a large state.tgz is held.
 pub fn replace_file(
     dev: &BlockDevice,
     edit: &FileEdit,
-    expected: &[u8],
+    expected_sha256: &str,
     content: &[u8],
+    content_sha256: &str,
 ) -> anyhow::Result<()> {
     let ss = u64::from(dev.sector_size());
     let offset = edit.first_lba * ss;
     let what = format!("bootbank slot {}: {}", edit.bank_slot, edit.name);
-    let now = fat_replace::read_root_file(dev, offset, &edit.name, STATE_TGZ_LIMIT)?
+    let now = fat_replace::root_file_digest(dev, offset, &edit.name, STATE_TGZ_LIMIT)?
         .with_context(|| format!("{what} is missing"))?;
-    if now != expected {
+    if now.sha256 != expected_sha256 {
         bail!(Refusal(format!(
             "{what} changed since it was read; nothing written to it"
         )));
     }
-    drop(now);
     fat_replace::replace_root_file(dev, offset, edit.sectors * ss, &edit.name, content)
         .with_context(|| format!("replacing {what}"))?;
-    let back = fat_replace::read_root_file(dev, offset, &edit.name, STATE_TGZ_LIMIT)?;
-    if back.as_deref() != Some(content) {
+    let back = fat_replace::root_file_digest(dev, offset, &edit.name, STATE_TGZ_LIMIT)?;
+    let expected = ContentDigest {
+        len: content.len() as u64,
+        sha256: content_sha256.to_string(),
+    };
+    if back.as_ref() != Some(&expected) {
         bail!("verification failed: {what} does not read back as written");
     }
     Ok(())

@@ -314,7 +314,7 @@ fn repair(
     let dev = BlockDevice::open(&target, Access::ReadWrite)
         .with_context(|| format!("opening {} for writing", target.display()))?;
     let mut probe = probe::probe(&dev, ctx)?;
-    let plan = pipeline::plan_repair(&probe, ctx)?;
+    let mut plan = pipeline::plan_repair(&probe, ctx)?;
     if plan.is_empty() {
         if json {
             println!(
@@ -342,7 +342,7 @@ fn repair(
     let dir_sink = backup_dir.map(|d| DirSink(d.to_path_buf()));
     let sinks: Vec<&dyn BackupSink> = dir_sink.iter().map(|s| s as &dyn BackupSink).collect();
     probe.release_archives();
-    let applied = apply::apply(&dev, &probe, &plan, &sinks, ctx)?;
+    let applied = apply::apply(&dev, &probe, &mut plan, &sinks, ctx)?;
     if json {
         println!(
             "{}",

@@ -167,7 +167,7 @@ fn plan_bank(
         bank.first_lba,
         bank.last_lba - bank.first_lba + 1,
         STATE_TGZ,
-        archive.state_tgz.clone(),
+        &archive.state_tgz,
         new_state,
     ));
     Ok(())

@@ -88,6 +88,22 @@ impl SectorWrite {
     }
 }
 
+/// Size and sha256 of a file's content.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ContentDigest {
+    pub len: u64,
+    pub sha256: String,
+}
+
+impl ContentDigest {
+    pub fn of(data: &[u8]) -> ContentDigest {
+        ContentDigest {
+            len: data.len() as u64,
+            sha256: sha256_hex(data),
+        }
+    }
+}
+
 /// Replace a root-level file of a bootbank (state.tgz) through the crash-safe switch.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileEdit {
@@ -100,8 +116,8 @@ pub struct FileEdit {
     pub size_after: u64,
     pub sha256_before: String,
     pub sha256_after: String,
-    #[serde(skip)]
-    pub before: Vec<u8>,
+    /// The new content. The old one is not kept: apply reads it from the disk for the undo
+    /// record, checked against `sha256_before` (a bank's state.tgz can be tens of MiB).
     #[serde(skip)]
     pub after: Vec<u8>,
 }
@@ -112,7 +128,7 @@ impl FileEdit {
         first_lba: u64,
         sectors: u64,
         name: &str,
-        before: Vec<u8>,
+        before: &ContentDigest,
         after: Vec<u8>,
     ) -> FileEdit {
         FileEdit {
@@ -120,13 +136,17 @@ impl FileEdit {
             first_lba,
             sectors,
             name: name.to_string(),
-            size_before: before.len() as u64,
+            size_before: before.len,
             size_after: after.len() as u64,
-            sha256_before: sha256_hex(&before),
+            sha256_before: before.sha256.clone(),
             sha256_after: sha256_hex(&after),
-            before,
             after,
         }
+    }
+
+    /// Drop the new content once it is written; sizes and digests stay for the report.
+    pub fn release_bytes(&mut self) {
+        self.after = Vec::new();
     }
 }
 
@@ -190,6 +210,10 @@ impl Plan {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    lower_hex(&Sha256::digest(data))
+}
+
+/// Bytes as lowercase hex, as sha256sum prints a digest.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

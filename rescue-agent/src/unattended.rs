@@ -228,7 +228,7 @@ fn run_inner(
         .map(|o| o.on_disk(&target));
     }
     worker::stage("planning");
-    let plan = match pipeline::plan_repair(&probe, &ctx) {
+    let mut plan = match pipeline::plan_repair(&probe, &ctx) {
         Ok(plan) => plan,
         Err(e) if pipeline::is_refusal(&e) => {
             return idle(consoles, Verdict::Refused, format!("refused: {e}"))
@@ -280,7 +280,7 @@ fn run_inner(
     let sinks: Vec<&dyn BackupSink> = rescue.iter().map(|r| r as &dyn BackupSink).collect();
     worker::stage(&format!("writing the repair to {}", target.display()));
     probe.release_archives();
-    let applied = apply::apply(&dev, &probe, &plan, &sinks, &ctx)?;
+    let applied = apply::apply(&dev, &probe, &mut plan, &sinks, &ctx)?;
     worker::stage("writing the report");
     say(&describe_plan(&plan, "REPAIRED"));
     if let Some(b) = &applied.backup_on_disk {

@@ -12,7 +12,7 @@ use crate::blockdev::BlockDevice;
 use crate::fat_reconcile;
 use crate::fat_replace;
 use crate::plan::sha256_hex;
-use crate::plan::FileEdit;
+use crate::plan::{ContentDigest, FileEdit};
 use crate::probe;
 use crate::record_store::{self, Removal};
 use crate::sector_writer::{self, Batch, Step};
@@ -89,9 +89,13 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
             .with_context(|| format!("undo record names a bank at LBA {first_lba}, past the disk"))
     };
     for f in &m.files {
-        let now =
-            fat_replace::read_root_file(dev, bank_offset(f.first_lba)?, &f.name, STATE_TGZ_LIMIT)?
-                .map(|d| sha256_hex(&d));
+        let now = fat_replace::root_file_digest(
+            dev,
+            bank_offset(f.first_lba)?,
+            &f.name,
+            STATE_TGZ_LIMIT,
+        )?
+        .map(|d| d.sha256);
         if now.as_deref() == Some(f.sha256_before.as_str()) {
             already += 1;
         } else if now.as_deref() != Some(f.sha256_after.as_str()) {
@@ -126,16 +130,21 @@ pub fn undo(dev: &BlockDevice, from: Option<&Path>) -> anyhow::Result<Undone> {
             f.first_lba,
             f.sectors,
             &f.name,
-            before.clone(),
+            &ContentDigest::of(before),
             Vec::new(),
         );
-        let current =
-            fat_replace::read_root_file(dev, bank_offset(f.first_lba)?, &f.name, STATE_TGZ_LIMIT)?
-                .unwrap_or_default();
-        if sha256_hex(&current) == f.sha256_before {
+        let current = fat_replace::root_file_digest(
+            dev,
+            bank_offset(f.first_lba)?,
+            &f.name,
+            STATE_TGZ_LIMIT,
+        )?
+        .map(|d| d.sha256)
+        .unwrap_or_default();
+        if current == f.sha256_before {
             continue;
         }
-        replace_file(dev, &edit, &current, before)?;
+        replace_file(dev, &edit, &current, before, &f.sha256_before)?;
     }
     // Each restore its own step (flushed, read back), in the record's order.
     let steps: Vec<Step> = m

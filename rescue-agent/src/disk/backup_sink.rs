@@ -10,21 +10,36 @@ use crate::blockdev::{Access, BlockDevice};
 use crate::fat_overlay::{self, FatGeometry, Overlay};
 use crate::gpt;
 
+/// What writes a copy's content: called once per copy, so an undo record streams from its
+/// parts into each place instead of being serialised into memory first.
+pub type Content<'a> = &'a dyn Fn(&mut dyn Write) -> anyhow::Result<()>;
+
 pub trait BackupSink {
-    /// Store `data` as `name`; returns where it went, for people.
-    fn save(&self, name: &str, data: &[u8]) -> anyhow::Result<String>;
+    /// Store what `content` writes as `name`; returns where it went, for people.
+    fn save_streamed(&self, name: &str, content: Content<'_>) -> anyhow::Result<String>;
+
+    /// Store `data` as `name`.
+    fn save(&self, name: &str, data: &[u8]) -> anyhow::Result<String> {
+        self.save_streamed(name, &|w| Ok(w.write_all(data)?))
+    }
 }
 
 pub struct DirSink(pub PathBuf);
 
 impl BackupSink for DirSink {
-    fn save(&self, name: &str, data: &[u8]) -> anyhow::Result<String> {
+    fn save_streamed(&self, name: &str, content: Content<'_>) -> anyhow::Result<String> {
         let dir = &self.0;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(name);
         let tmp = path.with_extension("part");
-        std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        content(&mut out).with_context(|| format!("writing {}", tmp.display()))?;
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", tmp.display()))?
+            .sync_all()?;
         std::fs::rename(&tmp, &path)?;
         Ok(path.display().to_string())
     }
@@ -64,13 +79,17 @@ impl RescuePartition {
 }
 
 impl BackupSink for RescuePartition {
-    fn save(&self, name: &str, data: &[u8]) -> anyhow::Result<String> {
+    fn save_streamed(&self, name: &str, content: Content<'_>) -> anyhow::Result<String> {
         let dev = BlockDevice::open(&self.disk, Access::ReadWrite)?;
         let ss = u64::from(dev.sector_size());
         let (offset, len) = (self.first_lba * ss, self.sectors * ss);
         let geo = FatGeometry::read(&dev, offset)
             .with_context(|| format!("the RESCUE partition on {}", self.disk.display()))?;
-        let mut overlay = Overlay::new(&dev, offset, len);
+        // On FAT16 (the size the image builds it at) new data goes straight to free clusters.
+        let mut overlay = match FatGeometry::read_fat16(&dev, offset) {
+            Ok(fat16) => Overlay::new(&dev, offset, len).streaming_free_clusters(&fat16)?,
+            Err(_) => Overlay::new(&dev, offset, len),
+        };
         {
             let fs = fatfs::FileSystem::new(
                 &mut overlay,
@@ -78,7 +97,7 @@ impl BackupSink for RescuePartition {
             )?;
             let mut f = fs.root_dir().create_file(name)?;
             f.truncate()?;
-            f.write_all(data)?;
+            content(&mut f)?;
             f.flush()?;
             drop(f);
             fs.unmount()?;

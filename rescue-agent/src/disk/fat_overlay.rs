@@ -4,6 +4,11 @@
 //! map. The map is then the exact set of sectors the edit changes, with their old contents on the
 //! disk, so the edit can be backed up first and written data → FAT → directory: a cut before the
 //! last step leaves at most lost clusters, never a directory entry pointing at unwritten data.
+//!
+//! New file data is the one exception ([`Overlay::streaming_free_clusters`]): whole sectors of
+//! clusters that were free when the edit began go to the disk at once, a few MiB per step,
+//! instead of being staged. Nothing names those clusters until the FAT and directory steps land,
+//! so the order stays data → FAT → directory, and a 64 MiB state.tgz is not held twice more.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -138,7 +143,23 @@ pub struct Overlay<'a> {
     /// 2 bytes to count a bank's free clusters); each sector comes from the disk once.
     clean: BTreeMap<u64, Vec<u8>>,
     clean_bytes: u64,
+    /// Set by [`Overlay::streaming_free_clusters`]: what is written straight to the disk.
+    direct: Option<DirectData>,
 }
+
+/// Whole data sectors of clusters free when the edit began, written through as they come.
+struct DirectData {
+    /// First data sector (in overlay sectors) and the bytes of a cluster.
+    data_start: u64,
+    cluster_sectors: u64,
+    /// Per cluster (index 0 = cluster 2): free in the first FAT copy when the edit began.
+    free: Vec<bool>,
+    /// Adjacent sectors not yet written: (first sector index, bytes).
+    pending: Option<(u64, Vec<u8>)>,
+}
+
+/// The most new file data held before it is written: one step of the sector writer.
+const DIRECT_RUN_BYTES: usize = 4 << 20;
 
 /// Enough for every FAT copy and the root directory of a FAT16 bank; file data past it is
 /// read through without caching.
@@ -155,11 +176,107 @@ impl<'a> Overlay<'a> {
             changed: BTreeMap::new(),
             clean: BTreeMap::new(),
             clean_bytes: 0,
+            direct: None,
         }
+    }
+
+    /// Write whole sectors of clusters that are free now straight to the disk (FAT16, as
+    /// bootbanks are; `geo` from [`FatGeometry::read_fat16`] of this partition).
+    pub fn streaming_free_clusters(mut self, geo: &FatGeometry) -> anyhow::Result<Self> {
+        if !geo.bytes_per_sector.is_multiple_of(self.block)
+            || !geo.cluster_bytes.is_multiple_of(self.block)
+        {
+            bail!(
+                "FAT sectors of {} bytes on a disk of {}-byte sectors",
+                geo.bytes_per_sector,
+                self.block
+            );
+        }
+        let fat = self
+            .dev
+            .read_vec(self.start + geo.fat_start, geo.fat_bytes as usize)?;
+        let clusters = crate::fat_check::cluster_count(geo, fat.len());
+        let free = (2..clusters + 2)
+            .map(|c| fat[c * 2] == 0 && fat[c * 2 + 1] == 0)
+            .collect();
+        self.direct = Some(DirectData {
+            data_start: geo.data_start / self.block,
+            cluster_sectors: geo.cluster_bytes / self.block,
+            free,
+            pending: None,
+        });
+        Ok(self)
+    }
+
+    /// Whether a whole-sector write at `index` goes straight to the disk.
+    fn is_free_data(&self, index: u64) -> bool {
+        let Some(d) = &self.direct else {
+            return false;
+        };
+        let Some(rel) = index.checked_sub(d.data_start) else {
+            return false;
+        };
+        let cluster = rel / d.cluster_sectors;
+        usize::try_from(cluster)
+            .ok()
+            .and_then(|c| d.free.get(c))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Add a whole sector of new data to the pending run, writing the run first when the
+    /// sector does not continue it or it is full.
+    fn write_direct(&mut self, index: u64, bytes: &[u8]) -> io::Result<()> {
+        let block = self.block;
+        let continues = self
+            .direct
+            .as_ref()
+            .and_then(|d| d.pending.as_ref())
+            .is_some_and(|(first, buf)| {
+                first + buf.len() as u64 / block == index && buf.len() < DIRECT_RUN_BYTES
+            });
+        if !continues {
+            self.flush_direct()?;
+        }
+        let d = self.direct.as_mut().expect("direct writes are on");
+        let (_, buf) = d
+            .pending
+            .get_or_insert_with(|| (index, Vec::with_capacity(DIRECT_RUN_BYTES)));
+        buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Write the pending run of new data: one step (written, flushed, read back).
+    fn flush_direct(&mut self) -> io::Result<()> {
+        let Some((first, buf)) = self.direct.as_mut().and_then(|d| d.pending.take()) else {
+            return Ok(());
+        };
+        let at = first * self.block;
+        let batch = Batch::new(
+            format!("new data sectors at partition byte {at}"),
+            self.start + at,
+            &buf,
+        );
+        sector_writer::execute(self.dev, &[Step::one(batch)]).map_err(io::Error::other)
+    }
+
+    /// Before sectors `from..to` are read: new data still pending there goes to the disk first.
+    fn settle(&mut self, from: u64, to: u64) -> io::Result<()> {
+        let block = self.block;
+        let overlaps = self
+            .direct
+            .as_ref()
+            .and_then(|d| d.pending.as_ref())
+            .is_some_and(|(first, buf)| *first < to && from < first + buf.len() as u64 / block);
+        if overlaps {
+            self.flush_direct()?;
+        }
+        Ok(())
     }
 
     /// The sector as the edit sees it: staged, cached, or read from the disk (and cached).
     fn sector(&mut self, index: u64) -> io::Result<&[u8]> {
+        self.settle(index, index + 1)?;
         if self.changed.contains_key(&index) {
             return Ok(&self.changed[&index]);
         }
@@ -179,6 +296,7 @@ impl<'a> Overlay<'a> {
     }
 
     fn load(&mut self, index: u64) -> io::Result<Vec<u8>> {
+        self.settle(index, index + 1)?;
         if let Some(b) = self.changed.get(&index) {
             return Ok(b.clone());
         }
@@ -196,7 +314,8 @@ impl<'a> Overlay<'a> {
 
     /// The staged sectors that differ from the disk, as runs of adjacent sectors (one read of
     /// the old bytes per run, no per-sector copies of a large file's data).
-    pub fn into_changes(self) -> anyhow::Result<Vec<StagedRun>> {
+    pub fn into_changes(mut self) -> anyhow::Result<Vec<StagedRun>> {
+        self.flush_direct()?;
         let block = self.block;
         let mut groups: Vec<Vec<(u64, Vec<u8>)>> = Vec::new();
         for (index, sector) in self.changed {
@@ -274,6 +393,7 @@ impl Read for Overlay<'_> {
                     None => run,
                 };
                 if whole > 0 && !self.clean.contains_key(&index) {
+                    self.settle(index, index + whole as u64 / self.block)?;
                     self.dev
                         .read_at(self.start + at, &mut buf[done..done + whole])
                         .map_err(io::Error::other)?;
@@ -305,6 +425,12 @@ impl Write for Overlay<'_> {
                 // A whole sector (file data): nothing of the old bytes survives, so none is read.
                 if self.clean.remove(&index).is_some() {
                     self.clean_bytes -= self.block;
+                }
+                if self.is_free_data(index) {
+                    self.changed.remove(&index);
+                    self.write_direct(index, &buf[done..done + take])?;
+                    done += take;
+                    continue;
                 }
                 buf[done..done + take].to_vec()
             } else {

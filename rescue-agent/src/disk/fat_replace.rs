@@ -16,6 +16,7 @@ use anyhow::{bail, ensure, Context};
 use crate::blockdev::BlockDevice;
 use crate::fat_check::cluster_count;
 use crate::fat_overlay::{self, FatGeometry, Overlay};
+use crate::plan::ContentDigest;
 use crate::sector_writer::{self, Batch, Step};
 
 const TEMP_NAME: &str = "RSQNEW.TMP";
@@ -112,6 +113,49 @@ pub fn read_root_file(
     name: &str,
     limit: u64,
 ) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(file) = locate_root_file(dev, part_offset, name, limit)? else {
+        return Ok(None);
+    };
+    let mut data = Vec::with_capacity(file.size as usize);
+    file.read(dev, part_offset, &mut |chunk| data.extend_from_slice(chunk))?;
+    Ok(Some(data))
+}
+
+/// Size and sha256 of a root-level file, read one cluster at a time: a 64 MiB state.tgz is
+/// checked against the plan without a second copy of it in memory.
+pub fn root_file_digest(
+    dev: &BlockDevice,
+    part_offset: u64,
+    name: &str,
+    limit: u64,
+) -> anyhow::Result<Option<ContentDigest>> {
+    use sha2::Digest;
+    let Some(file) = locate_root_file(dev, part_offset, name, limit)? else {
+        return Ok(None);
+    };
+    let mut hasher = sha2::Sha256::new();
+    file.read(dev, part_offset, &mut |chunk| hasher.update(chunk))?;
+    Ok(Some(ContentDigest {
+        len: file.size,
+        sha256: crate::plan::lower_hex(&hasher.finalize()),
+    }))
+}
+
+/// A root-level file's size and clusters, checked against the volume.
+struct RootFile {
+    geo: FatGeometry,
+    size: u64,
+    clusters: Vec<u16>,
+}
+
+/// Find a root-level file and walk its chain (bounded by `limit` and the volume); None when
+/// there is no such file.
+fn locate_root_file(
+    dev: &BlockDevice,
+    part_offset: u64,
+    name: &str,
+    limit: u64,
+) -> anyhow::Result<Option<RootFile>> {
     let geo = FatGeometry::read_fat16(dev, part_offset)?;
     let short = short_name(name).with_context(|| format!("{name} is not an 8.3 name"))?;
     let root = dev.read_vec(
@@ -123,28 +167,47 @@ pub fn read_root_file(
     };
     let entry = &root[slot.index * ENTRY..(slot.index + 1) * ENTRY];
     let fat = dev.read_vec(part_offset + geo.fat_start, geo.fat_bytes as usize)?;
-    let clusters = cluster_count(&geo, fat.len());
     let size = u64::from(file_size(entry));
     ensure!(
         size <= limit,
         "{name} is {size} bytes, over the {limit}-byte limit"
     );
-    let list = chain(&fat, first_cluster(entry), clusters)?;
+    let clusters = chain(&fat, first_cluster(entry), cluster_count(&geo, fat.len()))?;
     ensure!(
-        list.len() as u64 * geo.cluster_bytes >= size,
+        clusters.len() as u64 * geo.cluster_bytes >= size,
         "{name}: {size} bytes but only {} clusters",
-        list.len()
+        clusters.len()
     );
-    let mut data = Vec::with_capacity(size as usize);
-    for c in list {
-        let at = geo.data_start + (u64::from(c) - 2) * geo.cluster_bytes;
-        let take = (size - data.len() as u64).min(geo.cluster_bytes) as usize;
-        if take == 0 {
-            break;
+    Ok(Some(RootFile {
+        geo,
+        size,
+        clusters,
+    }))
+}
+
+impl RootFile {
+    /// Hand the content to `sink` one cluster at a time.
+    fn read(
+        &self,
+        dev: &BlockDevice,
+        part_offset: u64,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> anyhow::Result<()> {
+        let geo = &self.geo;
+        let mut buf = vec![0u8; geo.cluster_bytes as usize];
+        let mut left = self.size;
+        for &c in &self.clusters {
+            let take = left.min(geo.cluster_bytes) as usize;
+            if take == 0 {
+                break;
+            }
+            let at = geo.data_start + (u64::from(c) - 2) * geo.cluster_bytes;
+            dev.read_at(part_offset + at, &mut buf[..take])?;
+            sink(&buf[..take]);
+            left -= take as u64;
         }
-        data.extend(dev.read_vec(part_offset + at, take)?);
+        Ok(())
     }
-    Ok(Some(data))
 }
 
 /// Where a replacement stops: all the way, or (to show what a power cut leaves) after a step.
@@ -202,7 +265,7 @@ pub fn replace_root_file_until(
 
     // 1. The complete new file under the temporary name.
     let clock = fat_overlay::clock_now();
-    let mut overlay = Overlay::new(dev, part_offset, part_len);
+    let mut overlay = Overlay::new(dev, part_offset, part_len).streaming_free_clusters(&geo)?;
     {
         let fs =
             fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;

@@ -89,22 +89,27 @@ fn save_in_bank(
     let name = format!("RSQ{number:05}.TAR");
     record.fat_meta = Some(dev.read_vec(part, geo.data_start as usize)?);
     record.seal = Some("0".repeat(SEAL_LEN));
-    let (bytes, seal_at) = record.to_tar()?;
-    let seal_at = seal_at.context("internal: no seal")? as u64;
+    // The record streams into the file: a large old state.tgz is not copied once more.
+    let record_len = record.tar_len()?;
 
     let clock = fat_overlay::clock_now();
-    let mut overlay = Overlay::new(dev, part, bank.len(dev));
+    let mut overlay = Overlay::new(dev, part, bank.len(dev)).streaming_free_clusters(&geo)?;
+    let seal_at;
     {
         let fs =
             fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
         let stats = fs.stats()?;
         let free = u64::from(stats.free_clusters()) * u64::from(stats.cluster_size());
-        if free < bytes.len() as u64 + u64::from(stats.cluster_size()) {
-            bail!("{} bytes free, the record needs {}", free, bytes.len());
+        if free < record_len + u64::from(stats.cluster_size()) {
+            bail!("{free} bytes free, the record needs {record_len}");
         }
         let mut file = fs.root_dir().create_file(&name)?;
-        file.write_all(&bytes)?;
+        seal_at = record.write_tar(&mut file)?;
         file.flush()?;
+        anyhow::ensure!(
+            file.stream_position()? == record_len,
+            "internal: the undo record came out a different length"
+        );
         drop(file);
         fs.unmount()?;
     }
@@ -116,7 +121,7 @@ fn save_in_bank(
         let fs =
             fatfs::FileSystem::new(&mut overlay, fatfs::FsOptions::new().time_provider(clock))?;
         let mut file = fs.root_dir().open_file(&name)?;
-        file.seek(SeekFrom::Start(seal_at))?;
+        file.seek(SeekFrom::Start(seal_at.context("internal: no seal")?))?;
         file.write_all(seal.as_bytes())?;
         file.flush()?;
         drop(file);

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use crate::archive::{self, Limits};
+use crate::archive::{self, GzipFrame, Limits, OuterFrame};
 use crate::configstore;
 use crate::envelope::{self, EncryptionInfo, Envelope, EnvelopeError, Filler};
+use crate::plan::ContentDigest;
 
 pub const ESX_CONF: &str = "etc/vmware/esx.conf";
 /// Largest esx.conf read (the real 7.0U2 one is 12 KiB).
@@ -31,10 +32,14 @@ struct Encryption {
 
 pub struct StateArchive {
     pub flavor: Flavor,
-    pub state_tgz: Vec<u8>,
-    pub local_tgz: Vec<u8>,
-    /// The member name of local.tgz (or local.tgz.ve) inside state.tgz, as stored.
-    local_member: String,
+    /// Size and sha256 of the bank's state.tgz as read (the bytes themselves are not kept: the
+    /// undo record reads them from the disk again, checked against this digest).
+    pub state_tgz: ContentDigest,
+    /// state.tgz's gzip framing and its tar without local.tgz's data.
+    outer_gzip: GzipFrame,
+    outer: OuterFrame,
+    /// local.tgz in the clear (decrypted on 7.0U2+): the one layer kept.
+    local_tgz: Vec<u8>,
     /// The member name of esx.conf inside local.tgz, as stored.
     esx_conf_member: String,
     pub esx_conf: String,
@@ -73,9 +78,15 @@ fn normalised(name: &str) -> &str {
 }
 
 impl StateArchive {
+    /// Open the layers one at a time, each freed once the next is out of it: state.tgz, its
+    /// tar, local.tgz (decrypted on 7.0U2+ in its own buffer), its tar. No more than two
+    /// layer-sized buffers live at once, and only local.tgz is kept.
     pub fn open(state_tgz: Vec<u8>) -> Result<StateArchive, StateError> {
         let limits = Limits::default();
+        let digest = ContentDigest::of(&state_tgz);
+        let outer_gzip = GzipFrame::of(&state_tgz)?;
         let tar = archive::gunzip(&state_tgz, &limits)?;
+        drop(state_tgz);
         let members = archive::list(&tar, &limits)?;
         let find = |wanted: &str| {
             members
@@ -83,9 +94,8 @@ impl StateArchive {
                 .find(|m| normalised(&m.name) == wanted)
                 .map(|m| m.name.clone())
         };
-        let (flavor, local_member, local_tgz, encryption) = if let Some(name) = find(LOCAL_TGZ) {
-            let local = archive::read_member(&tar, &name, &limits)?;
-            (Flavor::Plain, name, local, None)
+        let (flavor, local_member, key) = if let Some(name) = find(LOCAL_TGZ) {
+            (Flavor::Plain, name, None)
         } else if let (Some(ve_name), Some(info_name)) = (
             find(LOCAL_TGZ_VE),
             ENCRYPTION_INFO.iter().find_map(|n| find(n)),
@@ -93,23 +103,29 @@ impl StateArchive {
             let info_bytes = archive::read_member(&tar, &info_name, &limits)?;
             let info: EncryptionInfo =
                 envelope::parse_encryption_info(&String::from_utf8_lossy(&info_bytes))?;
-            let key = envelope::derive_key(&info)?;
-            let ve = archive::read_member(&tar, &ve_name, &limits)?;
-            let env = envelope::parse_envelope(&ve)?;
-            let (local, filler) = envelope::decrypt_keeping_filler(&ve, &key)?;
             (
                 Flavor::Encrypted,
                 ve_name,
-                local,
-                Some(Encryption {
-                    envelope: env,
-                    key,
-                    filler,
-                }),
+                Some(envelope::derive_key(&info)?),
             )
         } else {
             let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
             return Err(StateError::UnknownLayout(names.join(", ")));
+        };
+        let outer = OuterFrame::around(&tar, &local_member, &limits)?;
+        let stored = archive::take_member(tar, &local_member, &limits)?;
+        let (local_tgz, encryption) = match key {
+            None => (stored, None),
+            Some(key) => {
+                let envelope = envelope::parse_envelope(&stored)?;
+                let (local, filler) = envelope::decrypt_owned(stored, &key)?;
+                let encryption = Encryption {
+                    envelope,
+                    key,
+                    filler,
+                };
+                (local, Some(encryption))
+            }
         };
         let local_tar = archive::gunzip(&local_tgz, &limits)?;
         let local_members = archive::list(&local_tar, &limits)?;
@@ -142,12 +158,11 @@ impl StateArchive {
             Some(name) => Some(archive::read_member(&local_tar, name, &limits)?),
             None => None,
         };
-        // The outer tar is not needed any more: drop it before the inner one is inflated.
-        drop(tar);
         Ok(StateArchive {
             flavor,
-            state_tgz,
-            local_member,
+            state_tgz: digest,
+            outer_gzip,
+            outer,
             local_tgz,
             esx_conf_member,
             esx_conf,
@@ -159,7 +174,8 @@ impl StateArchive {
 
     /// A new state.tgz whose only differences are esx.conf's content and, when given, the
     /// ConfigStore database's (and, for the encrypted flavour, the re-encrypted local.tgz.ve;
-    /// encryption.info stays as it is).
+    /// encryption.info stays as it is). Each new layer is made in the buffer of the one inside
+    /// it, so beside the kept local.tgz one layer-sized buffer lives at a time.
     pub fn with_changes(
         &self,
         esx_conf: Option<&str>,
@@ -184,20 +200,23 @@ impl StateArchive {
         };
         let content = match &self.encryption {
             None => local,
-            Some(enc) => envelope::encrypt_with_filler(
+            Some(enc) => envelope::encrypt_owned(
                 &enc.envelope,
                 &enc.key,
                 envelope::next_iv(&enc.envelope.iv),
-                &local,
+                local,
                 &enc.filler,
             )?,
         };
-        Ok(archive::replace_in_tgz(
-            &self.state_tgz,
-            &self.local_member,
-            &content,
-            &limits,
-        )?)
+        let tar = archive::rebuild_around(&self.outer, content, &limits)?;
+        let out = self.outer_gzip.regzip_owned(tar)?;
+        if out.len() as u64 > limits.max_compressed {
+            return Err(StateError::Archive(archive::ArchiveError::TooLarge {
+                what: format!("re-compressed state.tgz ({} bytes)", out.len()),
+                limit: limits.max_compressed,
+            }));
+        }
+        Ok(out)
     }
 
     /// A new state.tgz whose only difference is esx.conf's content.

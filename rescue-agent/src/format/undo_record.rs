@@ -76,12 +76,46 @@ fn recorded(writes: &[SectorWrite], prefix: &str) -> Vec<RecordedWrite> {
         .collect()
 }
 
+const TAR_BLOCK: u64 = 512;
+
+/// A member's data: made for the record, or borrowed from it.
+enum Member<'a> {
+    Owned(Vec<u8>),
+    Borrowed(&'a [u8]),
+}
+
+impl Member<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Member::Owned(v) => v,
+            Member::Borrowed(b) => b,
+        }
+    }
+}
+
+/// Counts what passes through, so the seal's offset is known without the bytes.
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    count: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Record {
     pub manifest: Manifest,
     /// Old bytes per write, same order as `manifest.writes`.
     pub before: Vec<Vec<u8>>,
-    /// Old content per replaced file, same order as `manifest.files`.
+    /// Old content per replaced file, same order as `manifest.files` .
     pub file_before: Vec<Vec<u8>>,
     /// Old bytes per reconciled FAT sector batch, same order as `manifest.fat_fixes`.
     pub fat_fix_before: Vec<Vec<u8>>,
@@ -95,6 +129,7 @@ impl Record {
         manifest_base: Manifest,
         writes: &[SectorWrite],
         edits: &[FileEdit],
+        old_files: Vec<Vec<u8>>,
     ) -> Record {
         let mut manifest = manifest_base;
         manifest.writes = recorded(writes, "write");
@@ -114,7 +149,7 @@ impl Record {
         Record {
             manifest,
             before: writes.iter().map(|w| w.before.clone()).collect(),
-            file_before: edits.iter().map(|f| f.before.clone()).collect(),
+            file_before: old_files,
             fat_fix_before: Vec::new(),
             fat_meta: None,
             seal: None,
@@ -130,49 +165,88 @@ impl Record {
 
     /// Serialize. With a seal placeholder the record's size does not depend on the seal value,
     /// so the seal can be filled in later in place; returns (bytes, offset of the seal).
-    pub fn to_tar(&self) -> anyhow::Result<(Vec<u8>, Option<usize>)> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut add = |name: &str, data: &[u8]| -> anyhow::Result<()> {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(self.manifest.created_unix);
-            h.set_entry_type(tar::EntryType::Regular);
-            builder.append_data(&mut h, name, data)?;
-            Ok(())
-        };
-        add("manifest.json", &serde_json::to_vec_pretty(&self.manifest)?)?;
-        for (w, data) in self.manifest.writes.iter().zip(&self.before) {
-            add(&w.file, data)?;
-        }
-        for (f, data) in self.manifest.files.iter().zip(&self.file_before) {
-            add(&f.file, data)?;
-        }
-        for (w, data) in self.manifest.fat_fixes.iter().zip(&self.fat_fix_before) {
-            add(&w.file, data)?;
-        }
-        if let Some(meta) = &self.fat_meta {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            gz.write_all(meta)?;
-            add("fatmeta.gz", &gz.finish()?)?;
-        }
-        if let Some(seal) = &self.seal {
-            ensure!(seal.len() == SEAL_LEN, "internal: seal length");
-            add("seal", seal.as_bytes())?;
-        }
-        let mut bytes = builder.into_inner()?;
-        let mut seal_at = None;
-        if let Some(seal) = &self.seal {
-            // The seal member's data is the last 512-byte block before the 1024-byte trailer.
-            let at = bytes.len() - 1024 - 512;
+    pub fn to_tar(&self) -> anyhow::Result<(Vec<u8>, Option<u64>)> {
+        let mut bytes = Vec::new();
+        let seal_at = self.write_tar(&mut bytes)?;
+        ensure!(
+            bytes.len() as u64 == self.tar_len()?,
+            "internal: undo record length"
+        );
+        if let Some(at) = seal_at {
+            let at = at as usize;
+            let seal = self.seal.as_deref().unwrap_or_default();
             ensure!(
                 bytes[at..at + SEAL_LEN] == *seal.as_bytes(),
                 "internal: seal position"
             );
-            seal_at = Some(at);
         }
-        bytes.shrink_to_fit();
         Ok((bytes, seal_at))
+    }
+
+    /// The members in tar order: (name, data). The small ones (manifest, fatmeta.gz) are made
+    /// here; the large ones (an old state.tgz) are borrowed, so the record streams into a file
+    /// without a copy of itself in memory.
+    fn members(&self) -> anyhow::Result<Vec<(String, Member<'_>)>> {
+        let mut out = vec![(
+            "manifest.json".to_string(),
+            Member::Owned(serde_json::to_vec_pretty(&self.manifest)?),
+        )];
+        for (w, data) in self.manifest.writes.iter().zip(&self.before) {
+            out.push((w.file.clone(), Member::Borrowed(data)));
+        }
+        for (f, data) in self.manifest.files.iter().zip(&self.file_before) {
+            out.push((f.file.clone(), Member::Borrowed(data)));
+        }
+        for (w, data) in self.manifest.fat_fixes.iter().zip(&self.fat_fix_before) {
+            out.push((w.file.clone(), Member::Borrowed(data)));
+        }
+        if let Some(meta) = &self.fat_meta {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(meta)?;
+            out.push(("fatmeta.gz".to_string(), Member::Owned(gz.finish()?)));
+        }
+        if let Some(seal) = &self.seal {
+            ensure!(seal.len() == SEAL_LEN, "internal: seal length");
+            out.push(("seal".to_string(), Member::Borrowed(seal.as_bytes())));
+        }
+        Ok(out)
+    }
+
+    /// Length of the serialised record: a ustar header and the padded data per member (every
+    /// name is short, so there are no extension headers), then the two end blocks.
+    pub fn tar_len(&self) -> anyhow::Result<u64> {
+        let members = self.members()?;
+        Ok(members
+            .iter()
+            .map(|(_, m)| TAR_BLOCK + (m.bytes().len() as u64).div_ceil(TAR_BLOCK) * TAR_BLOCK)
+            .sum::<u64>()
+            + 2 * TAR_BLOCK)
+    }
+
+    /// Serialise into `out`; returns the offset of the seal's data, when there is a seal.
+    pub fn write_tar(&self, out: &mut dyn Write) -> anyhow::Result<Option<u64>> {
+        let mut counted = CountingWriter {
+            inner: out,
+            count: 0,
+        };
+        let mut seal_at = None;
+        {
+            let mut builder = tar::Builder::new(&mut counted);
+            for (name, member) in self.members()? {
+                let data = member.bytes();
+                let mut h = tar::Header::new_ustar();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_mtime(self.manifest.created_unix);
+                h.set_entry_type(tar::EntryType::Regular);
+                if name == "seal" {
+                    seal_at = Some(builder.get_ref().count + TAR_BLOCK);
+                }
+                builder.append_data(&mut h, &name, data)?;
+            }
+            builder.finish()?;
+        }
+        Ok(seal_at)
     }
 
     pub fn from_tar(data: &[u8]) -> anyhow::Result<Record> {
@@ -214,16 +288,17 @@ impl Record {
                 manifest.format
             );
         }
-        let member = |file: &str, sha256: &str, len: Option<u64>| {
+        // Each member is taken out of the list, not copied: an old state.tgz can be 64 MiB.
+        let mut member = |file: &str, sha256: &str, len: Option<u64>| {
             let (_, data) = files
-                .iter()
+                .iter_mut()
                 .find(|(n, _)| n == file)
                 .with_context(|| format!("undo record lacks {file}"))?;
             ensure!(
                 len.is_none_or(|l| data.len() as u64 == l) && sha256_hex(data) == sha256,
                 "undo record member {file} does not match its manifest"
             );
-            anyhow::Ok(data.clone())
+            anyhow::Ok(std::mem::take(data))
         };
         let before = (manifest.writes.iter())
             .map(|w| member(&w.file, &w.sha256_before, Some(w.len)))
@@ -273,7 +348,7 @@ mod tests {
             before: vec![1; 512],
             after: vec![2; 512],
         };
-        Record::from_writes(manifest, &[w], &[])
+        Record::from_writes(manifest, &[w], &[], Vec::new())
     }
 
     #[test]
@@ -282,7 +357,7 @@ mod tests {
         r.fat_meta = Some(vec![0; 4096]);
         r.seal = Some("0".repeat(SEAL_LEN));
         let (mut bytes, at) = r.to_tar().unwrap();
-        let at = at.unwrap();
+        let at = at.unwrap() as usize;
         bytes[at..at + SEAL_LEN].copy_from_slice("a".repeat(SEAL_LEN).as_bytes());
         let back = Record::from_tar(&bytes).unwrap();
         assert_eq!(back.manifest, r.manifest);

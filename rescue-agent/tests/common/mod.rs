@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 
 mod bank_fat;
+mod state_files;
 #[allow(unused_imports)] // Not every test binary damages a FAT.
 pub use bank_fat::BankFat;
+#[allow(unused_imports)] // Not every test binary builds its own state.tgz.
+pub use state_files::{gz, member, put_state, state_with_local, tar_of};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -219,35 +219,113 @@ fn inflate_checked(
 /// Re-gzip `tar` reusing the gzip header of `original_gz` verbatim (if it has FHCRC,
 /// recompute that header CRC16 — it stays identical since the header is identical).
 pub fn regzip_like(original_gz: &[u8], tar: &[u8]) -> Result<Vec<u8>> {
-    let header = parse_gzip_header(original_gz)?;
-    let mut out = Vec::with_capacity(header.len + tar.len() / 4 + 64);
-    out.extend_from_slice(&original_gz[..header.len]);
-    if let Some(off) = header.fhcrc_offset {
-        let crc16 = (crc32fast::hash(&out[..off]) as u16).to_le_bytes();
-        out[off..off + 2].copy_from_slice(&crc16);
+    GzipFrame::of(original_gz)?.regzip(tar)
+}
+
+/// What re-compressing a layer "like the original" needs of it: its header bytes and how it
+/// was compressed. Kept apart from the layer so the layer can be freed before its edited tar
+/// is compressed again (a 64 MiB state.tgz then needs one buffer less).
+pub struct GzipFrame {
+    header: Vec<u8>,
+    fhcrc_offset: Option<usize>,
+    level: flate2::Compression,
+    incompressible: bool,
+}
+
+impl GzipFrame {
+    pub fn of(original_gz: &[u8]) -> Result<GzipFrame> {
+        let header = parse_gzip_header(original_gz)?;
+        let incompressible = was_incompressible(original_gz);
+        // Data the original compressor could not shrink (a layer that holds an already
+        // compressed or encrypted member) goes out in stored blocks: deflating it again costs
+        // seconds per 64 MiB and saves nothing. Otherwise honour the level hint: 2 = best,
+        // 4 = fastest.
+        let level = if incompressible {
+            flate2::Compression::none()
+        } else {
+            match header.xfl {
+                2 => flate2::Compression::best(),
+                4 => flate2::Compression::fast(),
+                _ => flate2::Compression::default(),
+            }
+        };
+        Ok(GzipFrame {
+            header: original_gz[..header.len].to_vec(),
+            fhcrc_offset: header.fhcrc_offset,
+            level,
+            incompressible,
+        })
     }
-    // Data the original compressor could not shrink (a layer that holds an already compressed
-    // or encrypted member) goes out in stored blocks: deflating it again costs seconds per
-    // 64 MiB and saves nothing. Otherwise honour the level hint: 2 = best, 4 = fastest.
-    let level = if was_incompressible(original_gz) {
-        flate2::Compression::none()
-    } else {
-        match header.xfl {
-            2 => flate2::Compression::best(),
-            4 => flate2::Compression::fast(),
-            _ => flate2::Compression::default(),
+
+    /// [`GzipFrame::regzip`] taking the tar: a layer that was stored (incompressible) becomes
+    /// its gzip member in the tar's own buffer, so a 64 MiB layer is never held twice. A
+    /// deflated layer is compressed into a new buffer, a fraction of the tar's size.
+    pub fn regzip_owned(&self, tar: Vec<u8>) -> Result<Vec<u8>> {
+        if !self.incompressible {
+            return self.regzip(&tar);
         }
-    };
-    let mut encoder = flate2::write::DeflateEncoder::new(out, level);
-    encoder
-        .write_all(tar)
-        .map_err(|e| gz_err(format!("deflate failed: {e}")))?;
-    let mut out = encoder
-        .finish()
-        .map_err(|e| gz_err(format!("deflate failed: {e}")))?;
-    out.extend_from_slice(&crc32fast::hash(tar).to_le_bytes());
-    out.extend_from_slice(&(tar.len() as u32).to_le_bytes());
-    Ok(out)
+        let mut header = self.header.clone();
+        if let Some(off) = self.fhcrc_offset {
+            let crc16 = (crc32fast::hash(&header[..off]) as u16).to_le_bytes();
+            header[off..off + 2].copy_from_slice(&crc16);
+        }
+        Ok(stored_gzip_in_place(&header, tar))
+    }
+
+    pub fn regzip(&self, tar: &[u8]) -> Result<Vec<u8>> {
+        // Stored blocks add 5 bytes per 64 KiB; a deflated layer starts at a quarter and grows.
+        let expected = if self.incompressible {
+            tar.len() + tar.len() / 65_535 * 5 + 5
+        } else {
+            tar.len() / 4
+        };
+        let mut out = Vec::with_capacity(self.header.len() + expected + 64);
+        out.extend_from_slice(&self.header);
+        if let Some(off) = self.fhcrc_offset {
+            let crc16 = (crc32fast::hash(&out[..off]) as u16).to_le_bytes();
+            out[off..off + 2].copy_from_slice(&crc16);
+        }
+        let mut encoder = flate2::write::DeflateEncoder::new(out, self.level);
+        encoder
+            .write_all(tar)
+            .map_err(|e| gz_err(format!("deflate failed: {e}")))?;
+        let mut out = encoder
+            .finish()
+            .map_err(|e| gz_err(format!("deflate failed: {e}")))?;
+        out.extend_from_slice(&crc32fast::hash(tar).to_le_bytes());
+        out.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+        out.shrink_to_fit();
+        Ok(out)
+    }
+}
+
+/// Largest stored deflate block (RFC 1951 3.2.4: LEN is 16 bits).
+const STORED_BLOCK: usize = 65_535;
+
+/// `header`, then `data` in stored deflate blocks, then CRC32 and ISIZE, built in `data`'s own
+/// buffer. Every block moves right by the headers before it, so the blocks are moved last to
+/// first and none overwrites data not yet moved.
+fn stored_gzip_in_place(header: &[u8], mut data: Vec<u8>) -> Vec<u8> {
+    let n = data.len();
+    let crc = crc32fast::hash(&data);
+    let blocks = n.div_ceil(STORED_BLOCK).max(1);
+    let block_at = |i: usize| header.len() + i * (STORED_BLOCK + 5);
+    data.resize(header.len() + n + 5 * blocks + 8, 0);
+    for i in (0..blocks).rev() {
+        let from = i * STORED_BLOCK;
+        let len = (n - from).min(STORED_BLOCK);
+        let at = block_at(i);
+        data.copy_within(from..from + len, at + 5);
+        let last = i + 1 == blocks;
+        data[at] = u8::from(last); // BFINAL, BTYPE 00 (stored), then padding to the byte
+        data[at + 1..at + 3].copy_from_slice(&(len as u16).to_le_bytes());
+        data[at + 3..at + 5].copy_from_slice(&(!(len as u16)).to_le_bytes());
+    }
+    data[..header.len()].copy_from_slice(header);
+    let end = header.len() + n + 5 * blocks;
+    data[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+    data[end + 4..end + 8].copy_from_slice(&(n as u32).to_le_bytes());
+    data
 }
 
 /// The gzip member is at least 98 % of the size it inflates to (its trailer's ISIZE), and big
@@ -264,6 +342,43 @@ fn was_incompressible(gz: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_in_place_inflates_back_at_every_block_boundary() {
+        let lim = Limits::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..3 * STORED_BLOCK + 7)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        // An FHCRC header, to see its CRC16 recomputed over the copied header.
+        let mut header = vec![0x1f, 0x8b, 8, GZ_FHCRC, 0, 0, 0, 0, 0, 3];
+        let crc16 = (crc32fast::hash(&header) as u16).to_le_bytes();
+        header.extend_from_slice(&crc16);
+        for len in [
+            0,
+            1,
+            STORED_BLOCK - 1,
+            STORED_BLOCK,
+            STORED_BLOCK + 1,
+            noise.len(),
+        ] {
+            let data = &noise[..len];
+            let gz = stored_gzip_in_place(&header, data.to_vec());
+            assert_eq!(&gz[..header.len()], &header[..]);
+            assert_eq!(gunzip(&gz, &lim).unwrap(), data, "length {len}");
+            let mut other = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut other)
+                .unwrap();
+            assert_eq!(other, data, "flate2 reads length {len}");
+            let blocks = len.div_ceil(STORED_BLOCK).max(1);
+            assert_eq!(gz.len(), header.len() + len + 5 * blocks + 8);
+        }
+    }
     use crate::archive::test_util::replace_in_tgz;
     use crate::archive::test_util::{gz, read_from_tgz, sample_tar};
 

@@ -34,9 +34,13 @@ mod cross_check;
 #[cfg(test)]
 mod test_util;
 
+pub use self::gzip::GzipFrame;
 pub use self::gzip::{gunzip, regzip_like};
-pub use self::splice::{replace_in_tgz, replace_member, replace_members_in_tgz};
-pub use self::tar::{list, read_member};
+pub use self::splice::{
+    rebuild_around, replace_in_tgz, replace_member, replace_member_in_place,
+    replace_members_in_tgz, OuterFrame,
+};
+pub use self::tar::{list, read_member, take_member};
 
 /// Size of a tar block.
 const BLOCK: usize = 512;

@@ -2,7 +2,7 @@
 //! size and checksum fields (in their original formatting), its data and its padding,
 //! then re-gzip like the original. Everything else in the archive stays byte-identical.
 
-use super::gzip::{gunzip, regzip_like};
+use super::gzip::{gunzip, GzipFrame};
 use super::tar::{find, header_sum, member_data, walk};
 use super::{tar_err, ArchiveError, Limits, Result, BLOCK};
 
@@ -65,6 +65,19 @@ fn write_num_like(field: &mut [u8], value: u64, what: &str) -> Result<()> {
 /// with zeros; all other bytes (other headers, data, padding, end-of-archive blocks
 /// and any trailing blocks) identical.
 pub fn replace_member(tar: &[u8], name: &str, content: &[u8], limits: &Limits) -> Result<Vec<u8>> {
+    let mut out = tar.to_vec();
+    replace_member_in_place(&mut out, name, content, limits)?;
+    Ok(out)
+}
+
+/// [`replace_member`] within the tar's own buffer: a 64 MiB layer is edited without a second
+/// copy of it. On an error the buffer may hold a partial edit and is not to be used.
+pub fn replace_member_in_place(
+    tar: &mut Vec<u8>,
+    name: &str,
+    content: &[u8],
+    limits: &Limits,
+) -> Result<()> {
     let parsed = walk(tar, limits)?;
     let found = find(&parsed, name)?;
     if !found.extensions.is_empty() || parsed.global_pax.is_some() {
@@ -72,52 +85,141 @@ pub fn replace_member(tar: &[u8], name: &str, content: &[u8], limits: &Limits) -
             name: name.to_string(),
         });
     }
-    if content.len() as u64 > limits.max_member {
-        return Err(ArchiveError::TooLarge {
-            what: format!("new content for {name:?} ({} bytes)", content.len()),
-            limit: limits.max_member,
-        });
-    }
     let m = &found.member;
     let header_at = m.header_offset as usize;
     let data_at = m.data_offset as usize;
     let old_end = data_at + (m.size as usize).div_ceil(BLOCK) * BLOCK;
-
-    let mut header = [0u8; BLOCK];
-    header.copy_from_slice(&tar[header_at..header_at + BLOCK]);
-    write_num_like(&mut header[124..136], content.len() as u64, "size")?;
-    let sum = header_sum(&header);
-    write_num_like(&mut header[148..156], sum, "checksum")?;
-
+    let header = patched_header(&tar[header_at..data_at], content.len(), name, limits)?;
     let new_padded = content.len().div_ceil(BLOCK) * BLOCK;
     let new_len = tar.len() - (old_end - data_at) + new_padded;
+    check_length(new_len, limits)?;
+    let names = member_names(&parsed);
+    tar.reserve_exact(new_len.saturating_sub(tar.len()));
+    tar[header_at..data_at].copy_from_slice(&header);
+    let padding = std::iter::repeat_n(0u8, new_padded - content.len());
+    tar.splice(data_at..old_end, content.iter().copied().chain(padding));
+    check_spliced(tar, &names, name, |data| data == content, limits)
+}
+
+/// A tar that held one edited member, put back together around its new content: `prefix` is
+/// everything up to and including that member's header (as [`OuterFrame`] keeps it),
+/// `suffix` everything after its padded data. The header's size and checksum are rewritten
+/// in their own style, as [`replace_member`] does; the content's buffer becomes the tar's.
+pub fn rebuild_around(
+    frame: &OuterFrame,
+    mut content: Vec<u8>,
+    limits: &Limits,
+) -> Result<Vec<u8>> {
+    let prefix = &frame.prefix;
+    let header_at = prefix
+        .len()
+        .checked_sub(BLOCK)
+        .ok_or_else(|| tar_err("internal: no member header to rebuild around"))?;
+    let header = patched_header(&prefix[header_at..], content.len(), &frame.name, limits)?;
+    let len = content.len();
+    let new_len = prefix.len() + len.div_ceil(BLOCK) * BLOCK + frame.suffix.len();
+    check_length(new_len, limits)?;
+    let digest = crc32fast::hash(&content);
+    content.reserve_exact(new_len - len);
+    content.resize(len.div_ceil(BLOCK) * BLOCK, 0);
+    content.extend_from_slice(&frame.suffix);
+    content.splice(0..0, prefix[..header_at].iter().chain(&header).copied());
+    check_spliced(
+        &content,
+        &frame.names,
+        &frame.name,
+        |data| data.len() == len && crc32fast::hash(data) == digest,
+        limits,
+    )?;
+    Ok(content)
+}
+
+/// What of a tar [`rebuild_around`] needs once one member's data is cut out of it.
+pub struct OuterFrame {
+    name: String,
+    names: Vec<String>,
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+}
+
+impl OuterFrame {
+    /// Everything of `tar` but the data of `name` (a few KiB for state.tgz's outer tar).
+    pub fn around(tar: &[u8], name: &str, limits: &Limits) -> Result<OuterFrame> {
+        let parsed = walk(tar, limits)?;
+        let found = find(&parsed, name)?;
+        if !found.extensions.is_empty() || parsed.global_pax.is_some() {
+            return Err(ArchiveError::PaxOnEdited {
+                name: name.to_string(),
+            });
+        }
+        let m = &found.member;
+        let data_at = m.data_offset as usize;
+        let old_end = data_at + (m.size as usize).div_ceil(BLOCK) * BLOCK;
+        Ok(OuterFrame {
+            name: m.name.clone(),
+            names: member_names(&parsed),
+            prefix: tar[..data_at].to_vec(),
+            suffix: tar[old_end..].to_vec(),
+        })
+    }
+}
+
+/// The member's header with the size and checksum fields rewritten for `len` bytes of data.
+fn patched_header(old: &[u8], len: usize, name: &str, limits: &Limits) -> Result<[u8; BLOCK]> {
+    if len as u64 > limits.max_member {
+        return Err(ArchiveError::TooLarge {
+            what: format!("new content for {name:?} ({len} bytes)"),
+            limit: limits.max_member,
+        });
+    }
+    let mut header = [0u8; BLOCK];
+    header.copy_from_slice(old);
+    write_num_like(&mut header[124..136], len as u64, "size")?;
+    let sum = header_sum(&header);
+    write_num_like(&mut header[148..156], sum, "checksum")?;
+    Ok(header)
+}
+
+fn check_length(new_len: usize, limits: &Limits) -> Result<()> {
     if new_len as u64 > limits.max_uncompressed {
         return Err(ArchiveError::TooLarge {
             what: format!("edited tar ({new_len} bytes)"),
             limit: limits.max_uncompressed,
         });
     }
-    let mut out = Vec::with_capacity(new_len);
-    out.extend_from_slice(&tar[..header_at]);
-    out.extend_from_slice(&header);
-    out.extend_from_slice(content);
-    out.resize(data_at + new_padded, 0);
-    out.extend_from_slice(&tar[old_end..]);
+    Ok(())
+}
 
-    // Self-check: the result must parse with the same members and the new content.
-    let check = walk(&out, limits)
-        .map_err(|e| tar_err(format!("edited archive does not re-parse: {e}")))?;
-    let same_shape = check.members.len() == parsed.members.len()
+fn member_names(parsed: &super::tar::Walk) -> Vec<String> {
+    parsed
+        .members
+        .iter()
+        .map(|f| f.member.name.clone())
+        .collect()
+}
+
+/// Self-check of an edit: the result parses with the same members, in order, and the edited
+/// member's data is what was put there.
+fn check_spliced(
+    tar: &[u8],
+    names: &[String],
+    name: &str,
+    data_is_new: impl Fn(&[u8]) -> bool,
+    limits: &Limits,
+) -> Result<()> {
+    let check =
+        walk(tar, limits).map_err(|e| tar_err(format!("edited archive does not re-parse: {e}")))?;
+    let same_shape = check.members.len() == names.len()
         && check
             .members
             .iter()
-            .zip(&parsed.members)
-            .all(|(a, b)| a.member.name == b.member.name);
-    let readback = find(&check, name).map(|f| member_data(&out, &f.member) == content);
+            .zip(names)
+            .all(|(a, b)| a.member.name == *b);
+    let readback = find(&check, name).map(|f| data_is_new(member_data(tar, &f.member)));
     if !same_shape || !matches!(readback, Ok(true)) {
         return Err(tar_err("edited archive does not read back as expected"));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Convenience: gunzip → replace_member → regzip_like.
@@ -132,12 +234,13 @@ pub fn replace_members_in_tgz(
     replacements: &[(&str, &[u8])],
     limits: &Limits,
 ) -> Result<Vec<u8>> {
+    let frame = GzipFrame::of(tgz)?;
     let mut tar = gunzip(tgz, limits)?;
     for (name, content) in replacements {
-        tar = replace_member(&tar, name, content, limits)?;
+        replace_member_in_place(&mut tar, name, content, limits)?;
     }
-    let new_tar = tar;
-    let out = regzip_like(tgz, &new_tar)?;
+    // The inflated tar becomes the new layer in its own buffer when the layer was stored.
+    let out = frame.regzip_owned(tar)?;
     if out.len() as u64 > limits.max_compressed {
         return Err(ArchiveError::TooLarge {
             what: format!("re-compressed archive ({} bytes)", out.len()),

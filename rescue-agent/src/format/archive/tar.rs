@@ -533,6 +533,22 @@ pub(super) fn member_data<'t>(tar: &'t [u8], m: &Member) -> &'t [u8] {
     &tar[m.data_offset as usize..(m.data_offset + m.size) as usize]
 }
 
+/// [`read_member`] that takes the tar and cuts the member's data out of its buffer in place:
+/// the 64 MiB local.tgz of a 64 MiB state.tgz is not copied out of the outer tar.
+pub fn take_member(mut tar: Vec<u8>, name: &str, limits: &Limits) -> Result<Vec<u8>> {
+    let parsed = walk(&tar, limits)?;
+    let found = find(&parsed, name)?;
+    // Offsets and sizes were validated by `walk` against this very buffer.
+    let (at, size) = (
+        found.member.data_offset as usize,
+        found.member.size as usize,
+    );
+    tar.truncate(at + size);
+    tar.drain(..at);
+    tar.shrink_to_fit();
+    Ok(tar)
+}
+
 /// List members of a tar (uncompressed), validating every header: regular files
 /// only, no `..` component, no absolute path, sizes within limits and within the
 /// archive.

@@ -37,8 +37,8 @@ mod test_util;
 
 pub use self::info::{derive_key, parse_encryption_info, EncryptionInfo};
 pub use self::ve::{
-    decrypt, decrypt_keeping_filler, encrypt, encrypt_with_filler, fresh_iv, new_template, next_iv,
-    parse_envelope, Envelope, Filler, ESXI_IV,
+    decrypt, decrypt_keeping_filler, decrypt_owned, encrypt, encrypt_owned, encrypt_with_filler,
+    fresh_iv, new_template, next_iv, parse_envelope, Envelope, Filler, ESXI_IV,
 };
 
 /// Magic at offset 0 of the header block.

@@ -372,14 +372,22 @@ pub fn decrypt_keeping_filler(
     ve: &[u8],
     key: &[u8; 32],
 ) -> Result<(Vec<u8>, Filler), EnvelopeError> {
-    let p = parse_header(ve)?;
-    let tag = parse_aead_footer(ve, p.header_len)?;
-    let env = envelope_from(ve, &p);
+    decrypt_owned(ve.to_vec(), key)
+}
+
+/// [`decrypt_keeping_filler`] in the envelope's own buffer: the plaintext of a 64 MiB
+/// local.tgz.ve takes its place instead of a second buffer beside it.
+pub fn decrypt_owned(ve: Vec<u8>, key: &[u8; 32]) -> Result<(Vec<u8>, Filler), EnvelopeError> {
+    let p = parse_header(&ve)?;
+    let tag = parse_aead_footer(&ve, p.header_len)?;
+    let env = envelope_from(&ve, &p);
     check_key(&env.cipher_name, &env.key_hash, key)?;
 
     let ct_start = p.header_len;
     let ct_end = ve.len() - BLOCK;
-    let mut buf = ve[ct_start..ct_end].to_vec();
+    let mut buf = ve;
+    buf.truncate(ct_end);
+    buf.drain(..ct_start);
     let cipher = Aes256Gcm::new(key.into());
     cipher
         .decrypt_in_place_detached(
@@ -466,6 +474,18 @@ pub fn encrypt_with_filler(
     data: &[u8],
     filler: &Filler,
 ) -> Result<Vec<u8>, EnvelopeError> {
+    encrypt_owned(template, key, iv, data.to_vec(), filler)
+}
+
+/// [`encrypt_with_filler`] in the plaintext's own buffer: the envelope of a 64 MiB local.tgz
+/// is built where the plaintext was, without a second buffer beside it.
+pub fn encrypt_owned(
+    template: &Envelope,
+    key: &[u8; 32],
+    iv: [u8; 12],
+    data: Vec<u8>,
+    filler: &Filler,
+) -> Result<Vec<u8>, EnvelopeError> {
     let p =
         parse_header(&template.header).map_err(|e| EnvelopeError::BadTemplate(e.to_string()))?;
     if p.header_len != template.header.len() {
@@ -486,10 +506,11 @@ pub fn encrypt_with_filler(
         .len()
         .checked_add(pad + BLOCK)
         .ok_or_else(|| EnvelopeError::Cipher("data too large".into()))?;
-    let mut buf = Vec::with_capacity(total);
-    buf.extend_from_slice(data);
+    let data_len = data.len();
+    let mut buf = data;
+    buf.reserve_exact(total - data_len + header.len() + BLOCK);
     if filler.pad.is_empty() {
-        buf.resize(data.len() + pad, 0);
+        buf.resize(data_len + pad, 0);
     } else {
         buf.extend(filler.pad.iter().cycle().take(pad));
     }
@@ -515,11 +536,9 @@ pub fn encrypt_with_filler(
         .copy_from_slice(&(AEAD_TAG_LEN as u32).to_le_bytes());
     aead[AEAD_VERSION_OFF..AEAD_VERSION_OFF + 4].copy_from_slice(&AEAD_VERSION.to_le_bytes());
 
-    let mut out = Vec::with_capacity(header.len() + buf.len() + BLOCK);
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&buf);
-    out.extend_from_slice(&aead);
-    Ok(out)
+    buf.splice(0..0, header.iter().copied());
+    buf.extend_from_slice(&aead);
+    Ok(buf)
 }
 
 /// Build a template for a brand-new envelope (no existing `.ve` to copy from):
