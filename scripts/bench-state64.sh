@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Repair of a bank whose state.tgz is 64 MiB (plain and 7.0U2+ encrypted): time and peak memory.
+# Repair of a bank whose state.tgz is 64 MiB (plain and 7.0U2+ encrypted): time and peak memory,
+# checked against issue 10's budgets: at most 1.5x the time of one `gzip -dc | gzip -6` pass of
+# the same state.tgz on this machine, and a peak RSS of at most 3x the archive. Exits 1 when a
+# budget is not met.
 # Usage: bench-state64.sh RESCUE_AGENT MKFIXTURE WORKDIR
 set -euo pipefail
 BIN=$1 MK=$2 work=$3
@@ -54,6 +57,17 @@ for flavor in plain encrypted; do
   mcopy -o -i "$img@@$(bank_offset)" "$work/state.tgz" ::state.tgz
   /usr/bin/time -f "%e %M" -o "$work/time.txt" "$BIN" repair --passthru all "$img" >/dev/null
   read -r secs kb < "$work/time.txt"
-  echo "state.tgz $flavor, $size bytes: repair ${secs} s, peak RSS $((kb / 1024)) MiB"
+  /usr/bin/time -f "%e" -o "$work/base.txt" sh -c "gzip -dc '$work/state.tgz' | gzip -6 >/dev/null"
+  read -r base < "$work/base.txt"
+  echo "state.tgz $flavor, $size bytes: repair ${secs} s, peak RSS $((kb / 1024)) MiB;" \
+    "baseline gzip -dc | gzip -6 ${base} s"
+  verdict=$(awk -v t="$secs" -v b="$base" -v kb="$kb" -v size="$size" 'BEGIN {
+    time_ok = t <= 1.5 * b; rss_ok = kb * 1024 <= 3 * size
+    printf "  %.2fx the baseline (budget 1.5x), RSS %.2fx the archive (budget 3x): %s\n",
+      t / b, kb * 1024 / size, (time_ok && rss_ok) ? "within budget" : "OVER BUDGET"
+  }')
+  echo "$verdict"
+  case $verdict in *OVER*) over=1 ;; esac
   rm -f "$img"
 done
+exit "${over:-0}"

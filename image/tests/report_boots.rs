@@ -196,11 +196,14 @@ fn a_repair_posts_its_signed_report_and_ends_with_the_result_line() {
     let sig = format!("X-Rescue-Signature: {}", signature(TOKEN, &body));
     assert!(head.lines().any(|l| l == sig), "bad signature:\n{head}");
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(report["host"]["uuid"], UUID);
     assert_eq!(report["host"]["serial"], SERIAL);
     assert_eq!(report["result"]["verdict"], "repaired");
     assert!(report["repair"]["plan"].is_object(), "{report}");
+    // The bootbank report has the shape the CLI prints for `repair --json`.
+    assert_eq!(report["repair"]["front_end"], "pid1", "{report}");
+    assert!(report["repair"]["before"]["esxi"].is_object(), "{report}");
     assert!(
         log.contains("virtio_net"),
         "the NIC driver was not loaded:\n{log}"

@@ -15,7 +15,8 @@ use crate::esxconf::PciAddr;
 use crate::passthru_policy::{PciFunction, Policy};
 use crate::pci_context;
 use crate::pipeline;
-use crate::probe::{self};
+use crate::probe::{self, DiskReport};
+use crate::repair_report::{DiskLine, RepairReport};
 use crate::report::{describe_disk, describe_plan, SCHEMA_VERSION};
 use crate::select::{self, Choice};
 use crate::sysblock;
@@ -242,13 +243,27 @@ fn scan(json: bool, targets: Vec<PathBuf>, passthru: &PassthruArgs) -> anyhow::R
     Ok(())
 }
 
+/// The disk a plan or repair acts on, and how it was found.
+struct Resolved {
+    target: PathBuf,
+    /// Every path to the ESXi LUN (the target first); just the target when it was named.
+    paths: Vec<String>,
+    /// The disks looked at when none was named.
+    disks: Vec<DiskLine>,
+}
+
 /// The target named, or the single ESXi disk (or multipath LUN) of the machine, among the disks
 /// `--disk` names when given.
-fn resolve_target(target: Option<PathBuf>, disk: Option<&str>) -> anyhow::Result<PathBuf> {
+fn resolve_target(target: Option<PathBuf>, disk: Option<&str>) -> anyhow::Result<Resolved> {
     if let Some(t) = target {
-        return Ok(t);
+        return Ok(Resolved {
+            paths: vec![t.display().to_string()],
+            target: t,
+            disks: Vec::new(),
+        });
     }
-    let candidates = select::candidates(Path::new("/sys"), disk)
+    let sys = Path::new("/sys");
+    let candidates = select::candidates(sys, disk)
         .map_err(|_| Refusal(format!("--disk {}: no such disk", disk.unwrap_or_default())))?;
     match select::choose(&candidates) {
         Choice::None => bail!(Refusal("no ESXi disk found; name one".into())),
@@ -266,7 +281,11 @@ fn resolve_target(target: Option<PathBuf>, disk: Option<&str>) -> anyhow::Result
                     target.display()
                 );
             }
-            Ok(target)
+            Ok(Resolved {
+                target,
+                paths: paths.iter().map(|p| p.display().to_string()).collect(),
+                disks: candidates.iter().map(|d| DiskLine::of(d, sys)).collect(),
+            })
         }
         Choice::Many(disks) => bail!(Refusal(format!(
             "{} ESXi disks found ({}); name the one to act on",
@@ -276,24 +295,36 @@ fn resolve_target(target: Option<PathBuf>, disk: Option<&str>) -> anyhow::Result
     }
 }
 
+/// The run's report as `--json` prints it (the shape PID 1 keeps in the bootbank).
+fn cli_report<'a>(resolved: Resolved, before: &'a DiskReport, verdict: &str) -> RepairReport<'a> {
+    let argv: Vec<String> = std::env::args().collect();
+    RepairReport {
+        disks: resolved.disks,
+        esxi_disk: Some(resolved.target.display().to_string()),
+        esxi_paths: resolved.paths,
+        before: Some(before),
+        verdict: verdict.to_string(),
+        ..RepairReport::new("cli", serde_json::json!(argv))
+    }
+}
+
 fn plan_cmd(
     json: bool,
     target: Option<PathBuf>,
     disk: Option<&str>,
     passthru: &PassthruArgs,
 ) -> anyhow::Result<()> {
-    let target = resolve_target(target, disk)?;
-    let ctx = &passthru.context_for(&target);
-    let dev = BlockDevice::open(&target, Access::ReadOnly)?;
+    let resolved = resolve_target(target, disk)?;
+    let ctx = &passthru.context_for(&resolved.target);
+    let dev = BlockDevice::open(&resolved.target, Access::ReadOnly)?;
     let probe = probe::probe(&dev, ctx)?;
     let plan = pipeline::plan_repair(&probe, ctx)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({ "schema_version": SCHEMA_VERSION, "disk": probe.report, "plan": plan })
-            )?
-        );
+        let report = RepairReport {
+            plan: Some(&plan),
+            ..cli_report(resolved, &probe.report, "planned: nothing written")
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", describe_disk(&probe.report));
         print!("{}", describe_plan(&plan, "plan (nothing written)"));
@@ -308,21 +339,25 @@ fn repair(
     backup_dir: Option<&Path>,
     passthru: &PassthruArgs,
 ) -> anyhow::Result<()> {
-    let target = resolve_target(target, disk)?;
-    let ctx = &passthru.context_for(&target);
+    let resolved = resolve_target(target, disk)?;
+    let ctx = &passthru.context_for(&resolved.target);
     // Probe through the writable, exclusive handle so nothing changes between plan and write.
-    let dev = BlockDevice::open(&target, Access::ReadWrite)
-        .with_context(|| format!("opening {} for writing", target.display()))?;
+    let dev = BlockDevice::open(&resolved.target, Access::ReadWrite)
+        .with_context(|| format!("opening {} for writing", resolved.target.display()))?;
     let mut probe = probe::probe(&dev, ctx)?;
     let mut plan = pipeline::plan_repair(&probe, ctx)?;
     if plan.is_empty() {
         if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({ "schema_version": SCHEMA_VERSION, "disk": probe.report, "plan": plan, "applied": null })
-                )?
-            );
+            let verdict = if probe.report.healthy() {
+                "healthy: nothing written"
+            } else {
+                "nothing to repair under this policy: nothing written"
+            };
+            let report = RepairReport {
+                plan: Some(&plan),
+                ..cli_report(resolved, &probe.report, verdict)
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print!("{}", describe_disk(&probe.report));
             if probe.report.healthy() {
@@ -344,12 +379,12 @@ fn repair(
     probe.release_archives();
     let applied = apply::apply(&dev, &probe, &mut plan, &sinks, ctx)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({ "schema_version": SCHEMA_VERSION, "disk": probe.report, "plan": plan, "applied": applied })
-            )?
-        );
+        let report = RepairReport {
+            plan: Some(&plan),
+            applied: Some(&applied),
+            ..cli_report(resolved, &probe.report, "repaired and verified")
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", describe_disk(&probe.report));
         print!("{}", describe_plan(&plan, "repaired"));

@@ -29,8 +29,10 @@ pub mod gpt_repair;
 pub mod pipeline;
 pub mod plan;
 
-// 4. Apply (backup first, crash-safe order), verify by probing again; undo; the report text.
+// 4. Apply (backup first, crash-safe order), verify by probing again; undo; the run's one JSON
+//    report and the text of findings and plans.
 pub mod apply;
+pub mod repair_report;
 pub mod report;
 pub mod undo;
 

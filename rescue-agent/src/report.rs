@@ -8,8 +8,9 @@ use crate::probe::DiskReport;
 use crate::state_archive::Flavor;
 
 /// The version of every JSON document the agent writes (CLI `--json`, the bootbank report, the
-/// run report): raised when a field changes meaning or goes away (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 1;
+/// run report): raised when a field changes meaning or goes away (docs/report.md). 2: the CLI's
+/// plan and repair documents take the bootbank report's shape (`disk` became `before`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)

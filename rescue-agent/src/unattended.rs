@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use crate::apply::{self, Applied};
 use crate::backup_sink::{BackupSink, RescuePartition};
 use crate::blockdev::{Access, BlockDevice};
@@ -19,40 +17,12 @@ use crate::pipeline;
 use crate::plan::Plan;
 use crate::probe::{self, DiskReport};
 use crate::record_store;
+use crate::repair_report::{DiskLine, RepairReport};
 use crate::report::{describe_disk, describe_plan};
-use crate::select::{self, Candidate, Choice, NoSuchDisk};
+use crate::select::{self, Choice, NoSuchDisk};
 
 const SYS: &str = "/sys";
 const EFIVARS: &str = "/sys/firmware/efi/efivars";
-
-#[derive(Serialize)]
-struct Report<'a> {
-    schema_version: u32,
-    tool: String,
-    args: &'a KernelArgs,
-    disks: Vec<DiskLine>,
-    /// Mass-storage controllers no driver bound: disks behind them were not seen.
-    unbound_controllers: &'a [String],
-    esxi_disk: Option<String>,
-    /// Every path to the ESXi LUN (one unless boot from SAN / multipath); the first was written.
-    esxi_paths: &'a [String],
-    before: Option<&'a DiskReport>,
-    plan: Option<&'a Plan>,
-    applied: Option<&'a Applied>,
-    boot_next: Option<String>,
-    verdict: String,
-}
-
-#[derive(Clone, Serialize)]
-struct DiskLine {
-    path: String,
-    pci: Option<String>,
-    driver: Option<String>,
-    serial: Option<String>,
-    size_bytes: u64,
-    esxi: Option<String>,
-    note: Option<String>,
-}
 
 pub fn run(args: &KernelArgs, consoles: &Consoles) -> Outcome {
     let unbound = unbound_storage_controllers(Path::new(SYS));
@@ -154,7 +124,7 @@ fn run_inner(
     let mut ctx = pci_context::from_sysfs(sys, policy, &carriers);
     ctx.drivers = drivers;
 
-    let lines: Vec<DiskLine> = disks.iter().map(disk_line).collect();
+    let lines: Vec<DiskLine> = disks.iter().map(|d| DiskLine::of(d, sys)).collect();
     say(&format!("disks: {}", lines.len()));
     for l in &lines {
         say(&format!(
@@ -295,19 +265,18 @@ fn run_inner(
     let boot_next = set_boot_next(&dev, consoles);
 
     // 5. The full report beside the undo record.
-    let report = Report {
-        schema_version: crate::report::SCHEMA_VERSION,
-        tool: format!("rescue-agent {}", env!("CARGO_PKG_VERSION")),
-        args,
+    let report = RepairReport {
+        args: serde_json::to_value(args)?,
         disks: lines,
         unbound_controllers: unbound,
         esxi_disk: Some(target.display().to_string()),
-        esxi_paths: &paths,
+        esxi_paths: paths,
         before: Some(&probe.report),
         plan: Some(&plan),
         applied: Some(&applied),
         boot_next: boot_next.clone(),
         verdict: "repaired and verified".into(),
+        ..RepairReport::new("pid1", serde_json::Value::Null)
     };
     let json = serde_json::to_vec_pretty(&report)?;
     if let Some(r) = &rescue {
@@ -406,28 +375,6 @@ fn summary(
         None => "next boot: the firmware's boot order".to_string(),
     });
     out.join("\n")
-}
-
-fn disk_line(d: &Candidate) -> DiskLine {
-    let report = d.probe.as_ref().map(|p| &p.report);
-    DiskLine {
-        path: d.path.display().to_string(),
-        pci: d.identity.as_ref().and_then(|i| i.pci.clone()),
-        driver: d
-            .identity
-            .as_ref()
-            .and_then(|i| i.pci.as_ref())
-            .and_then(|a| sysfs::pci_function(Path::new(SYS), a))
-            .and_then(|f| f.driver),
-        serial: d.identity.as_ref().and_then(|i| i.serial.clone()),
-        size_bytes: report.map_or(0, |r| r.size_bytes),
-        esxi: report.and_then(|r| r.esxi.as_ref()).map(|e| e.label()),
-        note: d.error.clone().or_else(|| {
-            report
-                .and_then(|r| r.not_esxi.clone())
-                .map(|n| format!("not ESXi ({n})"))
-        }),
-    }
 }
 
 /// BootNext → the firmware entry whose HD() node is the ESXi disk's system partition (slot 1).

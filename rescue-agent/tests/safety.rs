@@ -273,6 +273,13 @@ fn plan_json_lists_exact_writes() {
     damage(&f.path, &Damage::CompactKeepOrder).unwrap();
     let r = run_ok(&["plan", "--json", f.path.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    // The repair report, as PID 1 keeps it in the bootbank (docs/report.md).
+    assert_eq!(v["schema_version"], 2);
+    assert_eq!(v["front_end"], "cli");
+    assert_eq!(v["verdict"], "planned: nothing written");
+    assert_eq!(v["esxi_disk"], f.path.to_str().unwrap());
+    assert!(v["before"]["problems"].is_array(), "{v}");
+    assert!(v["applied"].is_null(), "{v}");
     let changes: Vec<&str> = v["plan"]["changes"]
         .as_array()
         .unwrap()

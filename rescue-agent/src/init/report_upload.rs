@@ -19,7 +19,7 @@ const ATTEMPTS: usize = 4;
 const PER_ATTEMPT: Duration = Duration::from_secs(12);
 const BETWEEN_ATTEMPTS: Duration = Duration::from_secs(2);
 
-/// The report a run sends: one shape for every verdict (`schema_version` 1, docs/fleet.md).
+/// The report a run sends: one shape for every verdict (`schema_version` 2, docs/report.md).
 #[derive(Serialize)]
 pub struct RunReport<'a> {
     pub schema_version: u32,
@@ -131,7 +131,7 @@ mod tests {
             repair: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
-        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["schema_version"], 2);
         assert_eq!(v["host"]["uuid"], "4c4c4544-0042-3510-8052-b4c04f4e4d32");
         assert_eq!(v["result"]["verdict"], "nothing_to_do");
         assert!(v["repair"].is_null());

@@ -128,7 +128,7 @@ def server_report(report_dir, uuid, since):
             report = json.load(handle)
     except (OSError, ValueError) as error:
         return {"path": path, "error": "unreadable: %s" % error}
-    # docs/report.md: {"schema_version": 1, "host": {...}, "result": {the result line's JSON}, ...}
+    # docs/report.md: {"schema_version": 2, "host": {...}, "result": {the result line's JSON}, ...}
     result = report.get("result") if isinstance(report, dict) else None
     if not isinstance(result, dict) or result.get("verdict") not in VERDICTS:
         return {"path": path, "error": "no result with a known verdict in the report"}
@@ -251,7 +251,7 @@ def selftest():
         os.makedirs(folder)
         for seq, result in ((1, older), (2, good)):
             with open(os.path.join(folder, "%06d.json" % seq), "w") as handle:
-                json.dump({"schema_version": 1, "host": {"uuid": good["uuid"]}, "result": result},
+                json.dump({"schema_version": 2, "host": {"uuid": good["uuid"]}, "result": result},
                           handle)
         args = types.SimpleNamespace(console=os.path.join(sink, "none.log"), offset=0,
                                      report_dir=sink, uuid=good["uuid"].upper(), since=0)
