@@ -1,5 +1,6 @@
 //! One bootbank's saved configuration: state.tgz → local.tgz (or the 7.0U2+ encrypted
-//! local.tgz.ve) → etc/vmware/esx.conf, opened for reading and rewritten with only esx.conf changed.
+//! local.tgz.ve) → etc/vmware/esx.conf and the ConfigStore database, opened for reading and
+//! rewritten with only those two members changed.
 
 use serde::Serialize;
 
@@ -217,10 +218,5 @@ impl StateArchive {
             }));
         }
         Ok(out)
-    }
-
-    /// A new state.tgz whose only difference is esx.conf's content.
-    pub fn with_esx_conf(&self, esx_conf: &str) -> Result<Vec<u8>, StateError> {
-        self.with_changes(Some(esx_conf), None)
     }
 }
