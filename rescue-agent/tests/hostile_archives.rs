@@ -267,3 +267,38 @@ fn a_hundred_thousand_owner_lines_parse_in_one_pass() {
     ]);
     assert!(r.stdout.contains("1 passthru owner(s)"), "{}", r.stdout);
 }
+
+#[test]
+fn a_pax_header_on_local_tgz_leaves_the_configuration_readable_and_its_edit_refused() {
+    // GNU tar --format=pax gives every member an 'x' header: a state.tgz repacked by hand.
+    let local = gz(&tar_of(&[member(
+        "etc/vmware/esx.conf",
+        tar::EntryType::Regular,
+        CONF,
+        None,
+    )]));
+    let state = gz(&tar_of(&[
+        member(
+            "PaxHeaders/local.tgz",
+            tar::EntryType::XHeader,
+            b"20 mtime=1600000000\n",
+            None,
+        ),
+        member("local.tgz", tar::EntryType::Regular, &local, None),
+    ]));
+    let dir = tmpdir();
+    let f = esxi_with_passthru(dir.path());
+    put_state(&f, dir.path(), &state);
+    let path = f.path.to_str().unwrap();
+    let scan = run_ok(&["scan", "--controller", "0000:16:00.0", path]);
+    assert!(
+        scan.stdout.contains("1 passthru owner(s)"),
+        "{}",
+        scan.stdout
+    );
+    let before = hash(&f.path);
+    let r = run(&["repair", "--controller", "0000:16:00.0", path]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("PAX"), "{}", r.stderr);
+    assert_eq!(hash(&f.path), before);
+}

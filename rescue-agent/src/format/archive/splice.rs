@@ -110,6 +110,11 @@ pub fn rebuild_around(
     mut content: Vec<u8>,
     limits: &Limits,
 ) -> Result<Vec<u8>> {
+    if frame.has_extensions {
+        return Err(ArchiveError::PaxOnEdited {
+            name: frame.name.clone(),
+        });
+    }
     let prefix = &frame.prefix;
     let header_at = prefix
         .len()
@@ -140,6 +145,9 @@ pub struct OuterFrame {
     names: Vec<String>,
     prefix: Vec<u8>,
     suffix: Vec<u8>,
+    /// The member has PAX/GNU extension headers (or the tar a global one): it can be read, and
+    /// [`rebuild_around`] refuses it, as [`replace_member`] does.
+    has_extensions: bool,
 }
 
 impl OuterFrame {
@@ -147,11 +155,7 @@ impl OuterFrame {
     pub fn around(tar: &[u8], name: &str, limits: &Limits) -> Result<OuterFrame> {
         let parsed = walk(tar, limits)?;
         let found = find(&parsed, name)?;
-        if !found.extensions.is_empty() || parsed.global_pax.is_some() {
-            return Err(ArchiveError::PaxOnEdited {
-                name: name.to_string(),
-            });
-        }
+        let has_extensions = !found.extensions.is_empty() || parsed.global_pax.is_some();
         let m = &found.member;
         let data_at = m.data_offset as usize;
         let old_end = data_at + (m.size as usize).div_ceil(BLOCK) * BLOCK;
@@ -160,6 +164,7 @@ impl OuterFrame {
             names: member_names(&parsed),
             prefix: tar[..data_at].to_vec(),
             suffix: tar[old_end..].to_vec(),
+            has_extensions,
         })
     }
 }
