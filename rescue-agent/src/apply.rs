@@ -115,11 +115,14 @@ pub fn apply(
     );
     let mut backup_copies = Vec::new();
     // The record streams into each copy: on a large state.tgz it is as large as the file.
-    for sink in sinks {
-        backup_copies.push(sink.save_streamed(&copy_name, &|w| {
-            record.write_tar(w)?;
-            Ok(())
-        })?);
+    if !sinks.is_empty() {
+        let tar = record.serialised()?;
+        for sink in sinks {
+            backup_copies.push(sink.save_streamed(&copy_name, &|w| {
+                tar.write(w)?;
+                Ok(())
+            })?);
+        }
     }
     // Never into a bank whose FAT is unreconciled or inconsistent: the record would change the
     // FAT sectors the fix was planned on.

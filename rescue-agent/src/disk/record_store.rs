@@ -90,7 +90,8 @@ fn save_in_bank(
     record.fat_meta = Some(dev.read_vec(part, geo.data_start as usize)?);
     record.seal = Some("0".repeat(SEAL_LEN));
     // The record streams into the file: a large old state.tgz is not copied once more.
-    let record_len = record.tar_len()?;
+    let tar = record.serialised()?;
+    let record_len = tar.tar_len();
 
     let clock = fat_overlay::clock_now();
     let mut overlay = Overlay::new(dev, part, bank.len(dev)).streaming_free_clusters(&geo)?;
@@ -104,7 +105,7 @@ fn save_in_bank(
             bail!("{free} bytes free, the record needs {record_len}");
         }
         let mut file = fs.root_dir().create_file(&name)?;
-        seal_at = record.write_tar(&mut file)?;
+        seal_at = tar.write(&mut file)?;
         file.flush()?;
         anyhow::ensure!(
             file.stream_position()? == record_len,
@@ -113,6 +114,7 @@ fn save_in_bank(
         drop(file);
         fs.unmount()?;
     }
+    drop(tar);
     let meta_after = read_meta(&mut overlay, geo.data_start)?;
     let seal = sha256_hex(&meta_after);
     // fatfs insists on starting from position 0.

@@ -211,12 +211,6 @@ impl StateArchive {
         };
         let tar = archive::rebuild_around(&self.outer, content, &limits)?;
         let out = self.outer_gzip.regzip_owned(tar)?;
-        if out.len() as u64 > limits.max_compressed {
-            return Err(StateError::Archive(archive::ArchiveError::TooLarge {
-                what: format!("re-compressed state.tgz ({} bytes)", out.len()),
-                limit: limits.max_compressed,
-            }));
-        }
-        Ok(out)
+        Ok(archive::within_compressed_limit(out, "state.tgz", &limits)?)
     }
 }

@@ -93,6 +93,47 @@ impl Member<'_> {
     }
 }
 
+/// A record's members in tar order, ready to be written ([`Record::serialised`]).
+pub struct Serialised<'a> {
+    members: Vec<(String, Member<'a>)>,
+    mtime: u64,
+}
+
+impl Serialised<'_> {
+    /// Length of the tar: a ustar header and the padded data per member (every name is short,
+    /// so there are no extension headers), then the two end blocks.
+    pub fn tar_len(&self) -> u64 {
+        (self.members.iter())
+            .map(|(_, m)| TAR_BLOCK + (m.bytes().len() as u64).div_ceil(TAR_BLOCK) * TAR_BLOCK)
+            .sum::<u64>()
+            + 2 * TAR_BLOCK
+    }
+
+    /// Write the tar into `out`; returns the offset of the seal's data, when there is a seal.
+    pub fn write(&self, out: &mut dyn Write) -> anyhow::Result<Option<u64>> {
+        let mut counted = CountingWriter {
+            inner: out,
+            count: 0,
+        };
+        let mut seal_at = None;
+        let mut builder = tar::Builder::new(&mut counted);
+        for (name, member) in &self.members {
+            let data = member.bytes();
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(self.mtime);
+            h.set_entry_type(tar::EntryType::Regular);
+            if name == "seal" {
+                seal_at = Some(builder.get_ref().count + TAR_BLOCK);
+            }
+            builder.append_data(&mut h, name, data)?;
+        }
+        builder.finish()?;
+        Ok(seal_at)
+    }
+}
+
 /// Counts what passes through, so the seal's offset is known without the bytes.
 struct CountingWriter<'a> {
     inner: &'a mut dyn Write,
@@ -166,10 +207,11 @@ impl Record {
     /// Serialize. With a seal placeholder the record's size does not depend on the seal value,
     /// so the seal can be filled in later in place; returns (bytes, offset of the seal).
     pub fn to_tar(&self) -> anyhow::Result<(Vec<u8>, Option<u64>)> {
+        let tar = self.serialised()?;
         let mut bytes = Vec::new();
-        let seal_at = self.write_tar(&mut bytes)?;
+        let seal_at = tar.write(&mut bytes)?;
         ensure!(
-            bytes.len() as u64 == self.tar_len()?,
+            bytes.len() as u64 == tar.tar_len(),
             "internal: undo record length"
         );
         if let Some(at) = seal_at {
@@ -183,70 +225,36 @@ impl Record {
         Ok((bytes, seal_at))
     }
 
-    /// The members in tar order: (name, data). The small ones (manifest, fatmeta.gz) are made
-    /// here; the large ones (an old state.tgz) are borrowed, so the record streams into a file
-    /// without a copy of itself in memory.
-    fn members(&self) -> anyhow::Result<Vec<(String, Member<'_>)>> {
-        let mut out = vec![(
+    /// The record ready to be written, as often as needed: the small members (manifest,
+    /// fatmeta.gz) made once, the large ones (an old state.tgz) borrowed, so it streams into a
+    /// file without a copy of itself in memory.
+    pub fn serialised(&self) -> anyhow::Result<Serialised<'_>> {
+        let mut members = vec![(
             "manifest.json".to_string(),
             Member::Owned(serde_json::to_vec_pretty(&self.manifest)?),
         )];
         for (w, data) in self.manifest.writes.iter().zip(&self.before) {
-            out.push((w.file.clone(), Member::Borrowed(data)));
+            members.push((w.file.clone(), Member::Borrowed(data)));
         }
         for (f, data) in self.manifest.files.iter().zip(&self.file_before) {
-            out.push((f.file.clone(), Member::Borrowed(data)));
+            members.push((f.file.clone(), Member::Borrowed(data)));
         }
         for (w, data) in self.manifest.fat_fixes.iter().zip(&self.fat_fix_before) {
-            out.push((w.file.clone(), Member::Borrowed(data)));
+            members.push((w.file.clone(), Member::Borrowed(data)));
         }
         if let Some(meta) = &self.fat_meta {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             gz.write_all(meta)?;
-            out.push(("fatmeta.gz".to_string(), Member::Owned(gz.finish()?)));
+            members.push(("fatmeta.gz".to_string(), Member::Owned(gz.finish()?)));
         }
         if let Some(seal) = &self.seal {
             ensure!(seal.len() == SEAL_LEN, "internal: seal length");
-            out.push(("seal".to_string(), Member::Borrowed(seal.as_bytes())));
+            members.push(("seal".to_string(), Member::Borrowed(seal.as_bytes())));
         }
-        Ok(out)
-    }
-
-    /// Length of the serialised record: a ustar header and the padded data per member (every
-    /// name is short, so there are no extension headers), then the two end blocks.
-    pub fn tar_len(&self) -> anyhow::Result<u64> {
-        let members = self.members()?;
-        Ok(members
-            .iter()
-            .map(|(_, m)| TAR_BLOCK + (m.bytes().len() as u64).div_ceil(TAR_BLOCK) * TAR_BLOCK)
-            .sum::<u64>()
-            + 2 * TAR_BLOCK)
-    }
-
-    /// Serialise into `out`; returns the offset of the seal's data, when there is a seal.
-    pub fn write_tar(&self, out: &mut dyn Write) -> anyhow::Result<Option<u64>> {
-        let mut counted = CountingWriter {
-            inner: out,
-            count: 0,
-        };
-        let mut seal_at = None;
-        {
-            let mut builder = tar::Builder::new(&mut counted);
-            for (name, member) in self.members()? {
-                let data = member.bytes();
-                let mut h = tar::Header::new_ustar();
-                h.set_size(data.len() as u64);
-                h.set_mode(0o644);
-                h.set_mtime(self.manifest.created_unix);
-                h.set_entry_type(tar::EntryType::Regular);
-                if name == "seal" {
-                    seal_at = Some(builder.get_ref().count + TAR_BLOCK);
-                }
-                builder.append_data(&mut h, &name, data)?;
-            }
-            builder.finish()?;
-        }
-        Ok(seal_at)
+        Ok(Serialised {
+            members,
+            mtime: self.manifest.created_unix,
+        })
     }
 
     pub fn from_tar(data: &[u8]) -> anyhow::Result<Record> {

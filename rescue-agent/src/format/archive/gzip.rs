@@ -21,8 +21,6 @@ const GZ_KNOWN_FLAGS: u8 = GZ_FTEXT | GZ_FHCRC | GZ_FEXTRA | GZ_FNAME | GZ_FCOMM
 struct GzHeader {
     /// Length of the whole header, including optional fields and FHCRC.
     len: usize,
-    /// Offset of the FHCRC field, if present.
-    fhcrc_offset: Option<usize>,
     /// Extra flags byte (compression level hint).
     xfl: u8,
 }
@@ -76,7 +74,6 @@ fn parse_gzip_header(data: &[u8]) -> Result<GzHeader> {
             pos += nul + 1;
         }
     }
-    let mut fhcrc_offset = None;
     if flags & GZ_FHCRC != 0 {
         let stored = data
             .get(pos..pos + 2)
@@ -88,14 +85,9 @@ fn parse_gzip_header(data: &[u8]) -> Result<GzHeader> {
                 "header CRC16 mismatch at offset {pos}: stored {stored:04x}, computed {computed:04x}"
             )));
         }
-        fhcrc_offset = Some(pos);
         pos += 2;
     }
-    Ok(GzHeader {
-        len: pos,
-        fhcrc_offset,
-        xfl,
-    })
+    Ok(GzHeader { len: pos, xfl })
 }
 
 /// gunzip with limits; verifies CRC32 and ISIZE; refuses trailing garbage after the
@@ -222,38 +214,32 @@ pub fn regzip_like(original_gz: &[u8], tar: &[u8]) -> Result<Vec<u8>> {
     GzipFrame::of(original_gz)?.regzip(tar)
 }
 
-/// What re-compressing a layer "like the original" needs of it: its header bytes and how it
-/// was compressed. Kept apart from the layer so the layer can be freed before its edited tar
-/// is compressed again (a 64 MiB state.tgz then needs one buffer less).
+/// What re-compressing a layer "like the original" needs of it: its header bytes (verbatim: an
+/// FHCRC in them was checked when parsed, and the header does not change) and how it was
+/// compressed. Kept apart from the layer so the layer can be freed before its edited tar is
+/// compressed again (a 64 MiB state.tgz then needs one buffer less).
 pub struct GzipFrame {
     header: Vec<u8>,
-    fhcrc_offset: Option<usize>,
-    level: flate2::Compression,
+    /// Data the original compressor could not shrink (a layer that holds an already
+    /// compressed or encrypted member) goes out in stored blocks: deflating it again costs
+    /// seconds per 64 MiB and saves nothing.
     incompressible: bool,
+    /// Otherwise the level the header's hint names: 2 = best, 4 = fastest.
+    level: flate2::Compression,
 }
 
 impl GzipFrame {
     pub fn of(original_gz: &[u8]) -> Result<GzipFrame> {
         let header = parse_gzip_header(original_gz)?;
-        let incompressible = was_incompressible(original_gz);
-        // Data the original compressor could not shrink (a layer that holds an already
-        // compressed or encrypted member) goes out in stored blocks: deflating it again costs
-        // seconds per 64 MiB and saves nothing. Otherwise honour the level hint: 2 = best,
-        // 4 = fastest.
-        let level = if incompressible {
-            flate2::Compression::none()
-        } else {
-            match header.xfl {
-                2 => flate2::Compression::best(),
-                4 => flate2::Compression::fast(),
-                _ => flate2::Compression::default(),
-            }
+        let level = match header.xfl {
+            2 => flate2::Compression::best(),
+            4 => flate2::Compression::fast(),
+            _ => flate2::Compression::default(),
         };
         Ok(GzipFrame {
             header: original_gz[..header.len].to_vec(),
-            fhcrc_offset: header.fhcrc_offset,
+            incompressible: was_incompressible(original_gz),
             level,
-            incompressible,
         })
     }
 
@@ -261,30 +247,19 @@ impl GzipFrame {
     /// its gzip member in the tar's own buffer, so a 64 MiB layer is never held twice. A
     /// deflated layer is compressed into a new buffer, a fraction of the tar's size.
     pub fn regzip_owned(&self, tar: Vec<u8>) -> Result<Vec<u8>> {
-        if !self.incompressible {
-            return self.regzip(&tar);
+        if self.incompressible {
+            return Ok(stored_gzip_in_place(&self.header, tar));
         }
-        let mut header = self.header.clone();
-        if let Some(off) = self.fhcrc_offset {
-            let crc16 = (crc32fast::hash(&header[..off]) as u16).to_le_bytes();
-            header[off..off + 2].copy_from_slice(&crc16);
-        }
-        Ok(stored_gzip_in_place(&header, tar))
+        self.regzip(&tar)
     }
 
     pub fn regzip(&self, tar: &[u8]) -> Result<Vec<u8>> {
-        // Stored blocks add 5 bytes per 64 KiB; a deflated layer starts at a quarter and grows.
-        let expected = if self.incompressible {
-            tar.len() + tar.len() / 65_535 * 5 + 5
-        } else {
-            tar.len() / 4
-        };
-        let mut out = Vec::with_capacity(self.header.len() + expected + 64);
-        out.extend_from_slice(&self.header);
-        if let Some(off) = self.fhcrc_offset {
-            let crc16 = (crc32fast::hash(&out[..off]) as u16).to_le_bytes();
-            out[off..off + 2].copy_from_slice(&crc16);
+        if self.incompressible {
+            return Ok(stored_gzip_in_place(&self.header, tar.to_vec()));
         }
+        // A deflated layer starts at a quarter of the tar and grows.
+        let mut out = Vec::with_capacity(self.header.len() + tar.len() / 4 + 64);
+        out.extend_from_slice(&self.header);
         let mut encoder = flate2::write::DeflateEncoder::new(out, self.level);
         encoder
             .write_all(tar)
@@ -342,20 +317,14 @@ fn was_incompressible(gz: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::test_util::replace_in_tgz;
+    use crate::archive::test_util::{gz, noise, read_from_tgz, sample_tar};
 
     #[test]
     fn stored_in_place_inflates_back_at_every_block_boundary() {
         let lim = Limits::default();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..3 * STORED_BLOCK + 7)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        // An FHCRC header, to see its CRC16 recomputed over the copied header.
+        let noise = noise(3 * STORED_BLOCK + 7, 0x2545_f491_4f6c_dd1d);
+        // An FHCRC header: copied as it is, its CRC16 still right.
         let mut header = vec![0x1f, 0x8b, 8, GZ_FHCRC, 0, 0, 0, 0, 0, 3];
         let crc16 = (crc32fast::hash(&header) as u16).to_le_bytes();
         header.extend_from_slice(&crc16);
@@ -379,22 +348,12 @@ mod tests {
             assert_eq!(gz.len(), header.len() + len + 5 * blocks + 8);
         }
     }
-    use crate::archive::test_util::replace_in_tgz;
-    use crate::archive::test_util::{gz, read_from_tgz, sample_tar};
 
     #[test]
     fn incompressible_layers_are_stored_compressible_ones_deflated() {
         let lim = Limits::default();
         // 2 MiB of xorshift noise: deflate cannot shrink it.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..2 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise = noise(2 << 20, 0x9e37_79b9_7f4a_7c15);
         let original = gz(&noise);
         assert!(was_incompressible(&original));
         let again = regzip_like(&original, &noise).unwrap();

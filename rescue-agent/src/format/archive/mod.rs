@@ -127,6 +127,17 @@ pub struct Member {
 
 type Result<T> = std::result::Result<T, ArchiveError>;
 
+/// A re-compressed layer, refused when it is past [`Limits::max_compressed`] (`what` names it).
+pub fn within_compressed_limit(out: Vec<u8>, what: &str, limits: &Limits) -> Result<Vec<u8>> {
+    if out.len() as u64 > limits.max_compressed {
+        return Err(ArchiveError::TooLarge {
+            what: format!("re-compressed {what} ({} bytes)", out.len()),
+            limit: limits.max_compressed,
+        });
+    }
+    Ok(out)
+}
+
 fn tar_err(msg: impl Into<String>) -> ArchiveError {
     ArchiveError::Tar(msg.into())
 }

@@ -245,14 +245,7 @@ pub fn replace_members_in_tgz(
         replace_member_in_place(&mut tar, name, content, limits)?;
     }
     // The inflated tar becomes the new layer in its own buffer when the layer was stored.
-    let out = frame.regzip_owned(tar)?;
-    if out.len() as u64 > limits.max_compressed {
-        return Err(ArchiveError::TooLarge {
-            what: format!("re-compressed archive ({} bytes)", out.len()),
-            limit: limits.max_compressed,
-        });
-    }
-    Ok(out)
+    super::within_compressed_limit(frame.regzip_owned(tar)?, "archive", limits)
 }
 
 #[cfg(test)]

@@ -193,3 +193,16 @@ pub(super) fn refused(tar: &[u8], name: &str) -> ArchiveError {
     assert!(replace_in_tgz(&tgz, name, b"new", &lim).is_err());
     e
 }
+
+/// `len` bytes of xorshift noise from `seed`: data deflate cannot shrink.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
